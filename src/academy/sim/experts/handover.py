@@ -54,12 +54,15 @@ class HandoverExpert(Expert):
         pos = self.hand["right"][0]
         yield from self.move("right", [pos[0], pos[1], pos[2] + 0.06], speed=0.2)
         yield from self.home("right")
-        # carry to the tray and set it down on the target
-        part = self.object_pose(PART)
-        offset = part[:3] - self.hand["left"][0]
-        yield from self.move("left", [*(target - offset[:2]), TRAVEL_Z], speed=0.3)
+        # carry to the tray, re-centre the part (not the hand) over the target, set it down
+        # (the hand turns on the way to the yaw it reaches best low over the tray; the part
+        # fits the tray lying either way)
         rest_z = TRAY_TOP_Z + PART_HALF[0] + 0.004
-        yield from self.move("left", [*(target - offset[:2]), rest_z - offset[2]], speed=0.15)
+        place_yaw = self.best_yaw("left", [*target, rest_z + 0.02], [0.0, np.pi / 2, -np.pi / 2])
+        for z, speed, yaw in ((TRAVEL_Z, 0.3, place_yaw), (rest_z + 0.03, 0.2, None), (rest_z, 0.1, None)):
+            offset = self.object_pose(PART)[:3] - self._site("left")
+            yield from self.move("left", [*(target - offset[:2]), z - offset[2]], yaw, speed=speed)
+            yield from self.wait(0.1)
         yield from self.grip("left", 0.0, 0.3)
         yield from self.wait(0.2)
         pos = self.hand["left"][0]
@@ -73,3 +76,7 @@ class HandoverExpert(Expert):
         a = np.array([a[0], a[1], 0.0])
         a /= np.linalg.norm(a)
         return a if a[1] >= 0 else -a
+
+    def _site(self, side: str) -> np.ndarray:
+        """Where the hand's grasp site is now, from the measured joints."""
+        return self.ik[side].site_pose(self.obs["proprio"][:28])[0]

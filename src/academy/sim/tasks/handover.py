@@ -17,7 +17,7 @@ from academy.sim.world import (
 
 START_CENTRE = np.array([0.34, -0.10])
 START_HALF = np.array([0.04, 0.03])
-TARGET_HALF = np.array([0.04, 0.01])  # the target's spread on the tray (its rim bounds it)
+TARGET_HALF = np.array([0.04, 0.02])  # the target's spread on the tray (its rim bounds it)
 TARGET_RADIUS = 0.03
 # the part lies on its side with its long axis along world y: a -90 deg turn about x
 LYING = np.array([np.cos(-np.pi / 4), np.sin(-np.pi / 4), 0.0, 0.0])
