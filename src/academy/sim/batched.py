@@ -8,6 +8,7 @@ env are one code path.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import mujoco
@@ -40,8 +41,6 @@ class BatchedWorkcellEnv:
             raise ValueError(f"a batched env needs at least one scene, got n={n}")
         self.envs = [WorkcellEnv(task, difficulty, randomization) for _ in range(n)]
         self.n = n
-        import os
-
         self.nthread = nthread or min(n, os.cpu_count() or 1)
         self._thread_data = [mujoco.MjData(self.envs[0].model) for _ in range(self.nthread)]
         self._episodes = np.zeros(n, dtype=int)

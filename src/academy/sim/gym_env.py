@@ -8,7 +8,6 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from academy.sim import robot
 from academy.sim.env import N_PROPRIO, WorkcellEnv
 from academy.sim.tasks import GOAL_DIM, REGISTRY
 from academy.sim.world import OBJECTS
@@ -71,5 +70,3 @@ def register_envs() -> None:
                 max_episode_steps=None,
             )
 
-
-assert robot.N_ACTUATORS == 28

@@ -16,7 +16,6 @@ from typing import Any, Callable, Mapping
 import mujoco
 import numpy as np
 
-from academy.sim import robot
 from academy.sim.world import OBJECTS, Workcell
 
 
@@ -244,4 +243,3 @@ def runtime_terms(model: mujoco.MjModel) -> tuple[int, float, float]:
 
 
 assert set(TRAINING_RANGES) == set(TERMS)
-assert robot.N_ACTUATORS == 28

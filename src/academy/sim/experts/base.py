@@ -73,6 +73,10 @@ class Expert:
     def object_pose(self, index: int) -> np.ndarray:
         return np.asarray(self.obs["objects"][index], float)
 
+    def measured_site(self, side: str) -> np.ndarray:
+        """Where the hand's grasp site is now, from the measured joints."""
+        return self.ik[side].site_pose(self.obs["proprio"][: robot.N_ACTUATORS])[0]
+
     # ------------------------------------------------------------------ motions
     def move(self, side: str, pos, yaw: float | None = None, speed: float = 0.35, min_s: float = 0.5):
         """Minimum-jerk path of one hand to ``pos`` (and ``yaw``), at about ``speed`` m/s."""

@@ -60,7 +60,7 @@ class HandoverExpert(Expert):
         rest_z = TRAY_TOP_Z + PART_HALF[0] + 0.004
         place_yaw = self.best_yaw("left", [*target, rest_z + 0.02], [0.0, np.pi / 2, -np.pi / 2])
         for z, speed, yaw in ((TRAVEL_Z, 0.3, place_yaw), (rest_z + 0.03, 0.2, None), (rest_z, 0.1, None)):
-            offset = self.object_pose(PART)[:3] - self._site("left")
+            offset = self.object_pose(PART)[:3] - self.measured_site("left")
             yield from self.move("left", [*(target - offset[:2]), z - offset[2]], yaw, speed=speed)
             yield from self.wait(0.1)
         yield from self.grip("left", 0.0, 0.3)
@@ -77,6 +77,3 @@ class HandoverExpert(Expert):
         a /= np.linalg.norm(a)
         return a if a[1] >= 0 else -a
 
-    def _site(self, side: str) -> np.ndarray:
-        """Where the hand's grasp site is now, from the measured joints."""
-        return self.ik[side].site_pose(self.obs["proprio"][:28])[0]

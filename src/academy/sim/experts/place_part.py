@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from academy.sim.experts.base import Expert, register, wrap_angle
+from academy.sim.tasks.place_part import SEAT_Z
 from academy.sim.world import OBJECTS, quat_yaw
 
 PART = OBJECTS.index("part")
@@ -42,7 +43,7 @@ class PlacePartExpert(Expert):
         yield from self.move(side, [*(fixture - offset[:2]), over], speed=0.2)
         offset, _ = self._part_in_hand(side)
         yield from self.move(side, [*(fixture - offset[:2]), over], min_s=0.3)
-        seat = 0.904 + half_height - offset[2]
+        seat = SEAT_Z - offset[2]
         yield from self.move(side, [*(fixture - offset[:2]), seat + 0.003], speed=0.08)
         yield from self.grip(side, 0.0, 0.3)
         yield from self.wait(0.2)
@@ -53,7 +54,7 @@ class PlacePartExpert(Expert):
     def _part_in_hand(self, side: str) -> tuple[np.ndarray, float]:
         """Part position minus hand position (m), and the part's yaw off the socket's axes."""
         part = self.object_pose(PART)
-        hand_pos, _ = self.ik[side].site_pose(self.obs["proprio"][:28])
+        hand_pos = self.measured_site(side)
         yaw = wrap_angle(quat_yaw(part[3:]))
         turn = ((yaw + np.pi / 4) % (np.pi / 2)) - np.pi / 4
         return part[:3] - hand_pos, turn
