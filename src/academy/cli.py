@@ -18,6 +18,7 @@ Flywheel stages (see docs/architecture.md for what is built):
 
   ground    built    MuJoCo workcell, tasks, experts, reality robots  (academy run, tasks, expert)
   watch     planned  robot demonstrations from human video
+  data     built    episode store in LeRobot's v3.0 layout   (academy collect, data)
   learn     planned  one policy for every skill
   practice  planned  RL in simulation with randomization and curriculum
   dream     planned  world model and imagined training
@@ -81,7 +82,7 @@ def expert(
     """Run a task's scripted expert and print its success rate."""
     from academy.sim.rollout_expert import run_expert
     from academy.sim.tasks import TaskError
-    from academy.sim.video import write_mp4
+    from academy.video import write_mp4
 
     try:
         with _progress() as progress:
@@ -100,6 +101,120 @@ def expert(
 
 
 @app.command()
+def collect(
+    task: str = typer.Option(..., help="task name (see `academy tasks`)"),
+    episodes: int = typer.Option(100, min=1, help="number of seeded expert episodes"),
+    out: Path = typer.Option(Path("academy-data/datasets/expert"), help="dataset folder (appended to if it exists)"),
+    seed: int = typer.Option(0, help="first seed"),
+    reality: Optional[str] = typer.Option(None, help="record on RealityRobot(SERIAL)"),
+    difficulty: list[str] = typer.Option([], "--difficulty", "-d", help="knob=value, repeatable"),
+    workers: int = typer.Option(2, min=1, help="simulation processes"),
+) -> None:
+    """Record expert episodes into a LeRobot v3.0 dataset."""
+    from academy.data.collect import collect as record
+    from academy.sim.tasks import TaskError, make_task
+
+    try:
+        make_task(task, **_parse_difficulty(difficulty))
+    except (TaskError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from None
+    wins = 0
+    with _progress() as progress:
+        bar = progress.add_task(f"collect {task}", total=episodes)
+
+        def done(_seed: int, success: bool) -> None:
+            nonlocal wins
+            wins += success
+            progress.advance(bar)
+
+        ds = record(task, episodes, out, seed, _parse_difficulty(difficulty), reality, workers, done)
+    console.print(f"{ds}: {wins}/{episodes} new episodes succeeded")
+
+
+data_app = typer.Typer(help="Inspect, check and combine datasets.", no_args_is_help=True, add_completion=False)
+app.add_typer(data_app, name="data")
+
+
+def _open(path: Path):
+    from academy.data import Dataset, DatasetError
+
+    try:
+        return Dataset(path)
+    except DatasetError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+
+
+@data_app.command("info")
+def data_info(path: Path = typer.Argument(..., help="dataset folder")) -> None:
+    """Episodes, frames and tasks of a dataset, by task, source and outcome."""
+    ds = _open(path)
+    console.print(f"{ds.root}: {ds.num_episodes} episodes, {ds.num_frames} frames at {ds.fps} fps, "
+                  f"codebase {ds.info['codebase_version']}")
+    console.print("features: " + ", ".join(f"{k} {ft['dtype']}{list(ft['shape'])}" for k, ft in ds.features.items()))
+    if ds.num_episodes and "academy/task" in ds.episodes.columns:
+        table = Table("task", "source", "outcome", "episodes", "frames")
+        groups = ds.episodes.groupby(["academy/task", "academy/source", "academy/outcome"])
+        for (task, source, outcome), g in groups:
+            table.add_row(task, source, outcome, str(len(g)), str(int(g["length"].sum())))
+        console.print(table)
+
+
+@data_app.command("validate")
+def data_validate(
+    path: Path = typer.Argument(..., help="dataset folder"),
+    videos: bool = typer.Option(True, help="decode every episode's video frames"),
+    repair: bool = typer.Option(False, help="first remove what a crashed writer left behind"),
+) -> None:
+    """Check every file and field against the LeRobot v3.0 layout."""
+    from academy.data import DatasetError
+
+    ds = _open(path)
+    if repair:
+        for removed in ds.recover():
+            console.print(f"removed {removed}")
+    try:
+        summary = ds.validate(videos=videos)
+    except DatasetError as e:
+        console.print(f"[red]invalid: {e}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"valid: {summary}")
+
+
+@data_app.command("merge")
+def data_merge(
+    paths: list[Path] = typer.Argument(..., help="datasets to merge, in order"),
+    out: Path = typer.Option(..., help="new dataset folder"),
+) -> None:
+    """Merge datasets with the same features into a new one."""
+    from academy.data import DatasetError, merge
+
+    try:
+        console.print(f"merged: {merge(paths, out)}")
+    except (DatasetError, FileExistsError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+
+
+@data_app.command("filter")
+def data_filter(
+    path: Path = typer.Argument(..., help="source dataset"),
+    out: Path = typer.Option(..., help="new dataset folder"),
+    task: Optional[str] = typer.Option(None),
+    source: Optional[str] = typer.Option(None),
+    outcome: Optional[str] = typer.Option(None),
+) -> None:
+    """Copy the episodes matching task, source and outcome into a new dataset."""
+    from academy.data import DatasetError, filter_dataset
+
+    try:
+        console.print(f"filtered: {filter_dataset(path, out, task=task, source=source, outcome=outcome)}")
+    except (DatasetError, FileExistsError, ValueError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command()
 def run(
     episodes: int = typer.Option(10, min=1, help="expert episodes per task"),
     workspace: Path = typer.Option(Path("academy-data"), help="workspace directory"),
@@ -107,7 +222,7 @@ def run(
     """Run every stage that exists. Now: each task done by its expert, success printed, videos written."""
     from academy.sim.rollout_expert import run_expert
     from academy.sim.tasks import REGISTRY
-    from academy.sim.video import write_mp4
+    from academy.video import write_mp4
 
     run_dir = workspace / "runs" / time.strftime("%Y%m%d-%H%M%S")
     summary = {"stages": {"ground": {}}}

@@ -1,15 +1,25 @@
-"""Run a task's scripted expert for seeded episodes, in simulation or on a reality robot."""
+"""Run an agent (a scripted expert or a learned policy) for seeded episodes.
+
+An agent has ``reset(obs)`` and ``act(obs) -> action``. ``rollout`` runs one episode and can
+record what a dataset needs (observations, actions, rewards) and overview frames for a video.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from academy.sim.env import WorkcellEnv
 from academy.sim.experts import make_expert
 from academy.sim.reality import RealityRobot
+
+
+class Agent(Protocol):
+    def reset(self, obs: dict) -> None: ...
+
+    def act(self, obs: dict) -> np.ndarray: ...
 
 
 @dataclass
@@ -19,6 +29,39 @@ class EpisodeResult:
     steps: int
     seconds: float
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
+    observations: list[dict] = field(default_factory=list, repr=False)  # the obs each action answered
+    actions: list[np.ndarray] = field(default_factory=list, repr=False)
+    rewards: list[float] = field(default_factory=list, repr=False)
+
+
+def rollout(env, agent: Agent, seed: int, record: bool = False, video: bool = False,
+            frame_size: tuple[int, int] = (240, 320), camera: str = "overview") -> EpisodeResult:
+    obs, _ = env.reset(seed)
+    agent.reset(obs)
+    result = EpisodeResult(seed, False, 0, 0.0)
+    if video:
+        result.frames.append(env.render(camera, frame_size))
+    while True:
+        action = agent.act(obs)
+        if record:
+            result.observations.append(obs)
+            result.actions.append(np.asarray(action, np.float32))
+        obs, reward, terminated, truncated, info = env.step(action)
+        result.steps += 1
+        if record:
+            result.rewards.append(float(reward))
+        if video:
+            result.frames.append(env.render(camera, frame_size))
+        if terminated or truncated:
+            result.success = bool(info["success"])
+            break
+    result.seconds = result.steps * 0.05
+    return result
+
+
+def make_env(task: str, difficulty: dict[str, Any] | None = None, serial: str | None = None, **kw):
+    """The nominal simulation, or ``RealityRobot(serial)`` if a serial is given."""
+    return RealityRobot(serial, task, difficulty, **kw) if serial else WorkcellEnv(task, difficulty, **kw)
 
 
 def run_expert(
@@ -29,26 +72,14 @@ def run_expert(
     video_seeds: tuple[int, ...] = (),
     frame_size: tuple[int, int] = (240, 320),
     on_episode: Callable[[EpisodeResult], None] | None = None,
+    record: bool = False,
 ) -> list[EpisodeResult]:
     """Expert episodes for ``seeds``; on ``RealityRobot(serial)`` if a serial is given."""
-    env = RealityRobot(serial, task, difficulty) if serial else WorkcellEnv(task, difficulty)
+    env = make_env(task, difficulty, serial)
     expert = make_expert(task)
     results = []
     for seed in seeds:
-        obs, _ = env.reset(seed)
-        expert.reset(obs)
-        keep = seed in video_seeds
-        frames = [env.render("overview", frame_size)] if keep else []
-        steps, success = 0, False
-        while True:
-            obs, _, terminated, truncated, info = env.step(expert.act(obs))
-            steps += 1
-            if keep:
-                frames.append(env.render("overview", frame_size))
-            if terminated or truncated:
-                success = bool(info["success"])
-                break
-        result = EpisodeResult(seed, success, steps, steps * 0.05, frames)
+        result = rollout(env, expert, seed, record=record, video=seed in video_seeds, frame_size=frame_size)
         results.append(result)
         if on_episode:
             on_episode(result)

@@ -15,8 +15,9 @@ DROP_Z = 1.01  # grasp-site height over a bin when letting go
 PRE_GRASP = 0.016  # finger closure before a grasp: 36 mm between pads, room for a 18 mm cell
 GRASP_ABOVE_CENTRE = 0.015
 NEIGHBOUR_RADIUS = 0.07
+CARRY_SPEED = 0.2  # m/s with a cell in the hand: faster moves shake it out of the fingers
 REACH_TOLERANCE = 0.003  # IK pose error (m) below which a grasp pose counts as reachable
-BIN_SLOTS = np.array([[0.018, 0.018], [-0.018, -0.018], [0.018, -0.018], [-0.018, 0.018]])
+BIN_SLOTS = np.array([[-0.018, -0.018], [-0.018, 0.018], [0.018, -0.018], [0.018, 0.018]])  # near side first
 
 
 @register
@@ -46,7 +47,7 @@ class SortCellsExpert(Expert):
             yield from self.pick(side, i, list(todo))
             slot = self.bins[b] + BIN_SLOTS[dropped[b] % len(BIN_SLOTS)]
             dropped[b] += 1
-            yield from self.move(side, [*slot, TRAVEL_Z])
+            yield from self.move(side, [*slot, TRAVEL_Z], speed=CARRY_SPEED)
             yield from self.move(side, [*slot, DROP_Z], speed=0.2)
             yield from self.grip(side, PRE_GRASP, 0.25)
             yield from self.wait(0.3)
@@ -60,8 +61,10 @@ class SortCellsExpert(Expert):
             yield from self.home(self.active)
         self.active = side
         cell = self.object_pose(i)
-        yaw = self.grasp_yaw(cell, [self.object_pose(j)[:2] for j in others], side)
-        yield from self.grip(side, PRE_GRASP, 0.2)
+        others_xy = [self.object_pose(j)[:2] for j in others]
+        yaw = self.grasp_yaw(cell, others_xy, side)
+        crowded = any(np.linalg.norm(o - cell[:2]) < NEIGHBOUR_RADIUS for o in others_xy)
+        yield from self.grip(side, PRE_GRASP if crowded else 0.0, 0.2)
         yield from self.move(side, [cell[0], cell[1], TRAVEL_Z], yaw)
         cell = self.object_pose(i)
         hover = cell[2] + GRASP_ABOVE_CENTRE + 0.04
