@@ -19,7 +19,7 @@ Flywheel stages (see docs/architecture.md for what is built):
   ground    built    MuJoCo workcell, tasks, experts, reality robots  (academy run, tasks, expert)
   watch     planned  robot demonstrations from human video
   data     built    episode store in LeRobot's v3.0 layout   (academy collect, data)
-  learn     planned  one policy for every skill
+  learn     built    one policy for every skill                (academy learn, eval)
   practice  planned  RL in simulation with randomization and curriculum
   dream     planned  world model and imagined training
   exam      planned  regression suite and safety gate
@@ -212,6 +212,71 @@ def data_filter(
     except (DatasetError, FileExistsError, ValueError) as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from None
+
+
+@app.command()
+def learn(
+    dataset: Path = typer.Option(Path("academy-data/datasets/expert"), help="dataset folder"),
+    out: Path = typer.Option(Path("academy-data/policies/bc"), help="checkpoint folder"),
+    arch: str = typer.Option("mlp", help="mlp or transformer"),
+    minutes: float = typer.Option(10.0, min=0.05, help="training time budget"),
+    steps: int = typer.Option(30000, min=1, help="training step budget"),
+    chunk: int = typer.Option(10, min=1, help="actions predicted per step"),
+    hidden: int = typer.Option(512, min=8, help="network width"),
+    outcome: str = typer.Option("success", help="learn from episodes with this outcome ('any' for all)"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train one policy for every task of a dataset (behaviour cloning of action chunks)."""
+    from academy.data import DatasetError
+    from academy.learn.train import TrainConfig, train
+
+    cfg = TrainConfig(arch=arch, chunk=chunk, hidden=hidden, max_minutes=minutes, max_steps=steps, seed=seed)
+    try:
+        with _progress() as progress:
+            bar = progress.add_task("learn", total=steps)
+            info = train(dataset, out, cfg, None if outcome == "any" else outcome,
+                         on_step=lambda s, loss: progress.update(bar, completed=s, description=f"learn  loss {loss:.3f}"))
+    except (DatasetError, ValueError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{info['steps']} steps in {info['seconds']} s on {info['frames']} frames "
+                  f"({info['episodes']} episodes); loss {info['first_loss']:.3f} -> {info['final_loss']:.3f}, "
+                  f"held-out episodes {info['val_loss']}")
+    console.print(f"checkpoint: {out}")
+
+
+@app.command("eval")
+def eval_(
+    policy: str = typer.Option(..., help="checkpoint folder, or 'expert'"),
+    task: list[str] = typer.Option([], help="tasks (default: all), repeatable"),
+    episodes: int = typer.Option(100, min=1, help="seeded episodes per task and condition"),
+    reality: bool = typer.Option(True, help="also on the held-out reality robots"),
+    workers: int = typer.Option(2, min=1),
+    out: Optional[Path] = typer.Option(None, help="write the results as JSON here"),
+) -> None:
+    """Success per task over held-out seeds, nominal and on the held-out reality robots."""
+    from academy.evaluate import evaluate
+    from academy.sim.tasks import REGISTRY
+
+    tasks = task or list(REGISTRY)
+    unknown = [t for t in tasks if t not in REGISTRY]
+    if unknown:
+        raise typer.BadParameter(f"unknown tasks {unknown}; known: {list(REGISTRY)}")
+    if policy != "expert" and not (Path(policy) / "config.json").exists():
+        raise typer.BadParameter(f"{policy} is not a policy checkpoint (no config.json)")
+    total = len(tasks) * (episodes + (episodes if reality else 0))
+    with _progress() as progress:
+        bar = progress.add_task("eval", total=total)
+        results = evaluate(policy, tasks, episodes, reality, workers=workers,
+                           on_job=lambda t, s, wins: progress.advance(bar, len(wins)))
+    table = Table("task", "nominal (held-out seeds)", "held-out reality robots")
+    for t, r in results.items():
+        table.add_row(t, f"{r['nominal_success']:.0%} of {r['nominal_episodes']}",
+                      f"{r['reality_success']:.0%} of {r['reality_episodes']}" if reality else "-")
+    console.print(table)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
 
 
 @app.command()

@@ -1,0 +1,67 @@
+"""Policy checkpoints: a folder that loads without Academy's training code.
+
+    config.json    the network's configuration (PolicyConfig)
+    stats.json     the normalisation it was trained with (also inside the weights)
+    weights.pt     the state dict (Academy's ``Policy.load`` reads this)
+    model.pt2      torch.export program: raw inputs -> raw action chunk; torch alone loads it
+    model.onnx     the same graph for ONNX runtimes
+    train.json     how it was trained: data, steps, time, loss curve
+
+Inputs of model.pt2 / model.onnx, batch B: state (B, 56), env (B, 77), goal (B, 40) float32,
+task (B,) int64 (index into config["tasks"]), instruction (B, 64) float32; output (B, chunk, 28).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig
+
+INPUT_NAMES = ["state", "env", "goal", "task", "instruction"]
+
+
+def example_inputs(cfg: PolicyConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    return (*(torch.zeros(batch, cfg.obs_dims[k]) for k in OBS_KEYS), torch.zeros(batch, dtype=torch.long),
+            torch.zeros(batch, INSTRUCTION_DIM))
+
+
+def save_checkpoint(out: str | Path, model: ChunkPolicy, train_info: dict) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    cfg = model.cfg
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    stats = {k: {"mean": n.mean.tolist(), "std": n.std.tolist()} for k, n in model.norm.items()}
+    stats["action"] = {"mean": model.action_norm.mean.tolist(), "std": model.action_norm.std.tolist()}
+    (out / "stats.json").write_text(json.dumps(stats))
+    torch.save(model.state_dict(), out / "weights.pt")
+    inputs = example_inputs(cfg)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes = tuple({0: batch} for _ in inputs)
+    with torch.no_grad():
+        program = torch.export.export(model, inputs, dynamic_shapes=shapes)
+        torch.export.save(program, out / "model.pt2")
+        torch.onnx.export(
+            model, inputs, str(out / "model.onnx"), dynamo=False, input_names=INPUT_NAMES,
+            output_names=["actions"], dynamic_axes={n: {0: "batch"} for n in [*INPUT_NAMES, "actions"]},
+        )
+    (out / "train.json").write_text(json.dumps(train_info, indent=2))
+    return out
+
+
+def load_model(path: str | Path) -> ChunkPolicy:
+    path = Path(path)
+    for name in ("config.json", "weights.pt"):
+        if not (path / name).exists():
+            raise FileNotFoundError(f"{path} is not a policy checkpoint: {name} missing")
+    cfg = PolicyConfig(**json.loads((path / "config.json").read_text()))
+    state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+    placeholder = {k: {"mean": torch.zeros(d), "std": torch.ones(d)} for k, d in cfg.obs_dims.items()}
+    placeholder["action"] = {"mean": torch.zeros(cfg.action_dim), "std": torch.ones(cfg.action_dim)}
+    model = ChunkPolicy(cfg, placeholder)
+    model.load_state_dict(state)
+    model.eval()
+    return model

@@ -1,0 +1,117 @@
+"""The policy network: one network for every skill, predicting chunks of future actions.
+
+Inputs are the dataset's observation features (state mode: joint state, object poses, goal
+vector), a learned task embedding and an instruction-embedding slot (zeros until the command
+stage fills it). Output: ``chunk`` future joint-target vectors. Two bodies share the interface:
+
+- ``mlp``: the inputs concatenated through a residual MLP (default: see docs/learn.md for the
+  measurement that chose it);
+- ``transformer``: an ACT-like encoder over input tokens with one learned query per chunk step.
+
+Normalisation (mean/std from the dataset's stats) lives inside the module, so an exported
+checkpoint maps raw observations to raw actions with nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+OBS_KEYS = ("observation.state", "observation.environment_state", "observation.goal")
+ACTION_KEY = "action"
+INSTRUCTION_DIM = 64  # width of the instruction-text embedding slot (filled by the command stage)
+
+
+@dataclass
+class PolicyConfig:
+    obs_dims: dict[str, int]
+    action_dim: int
+    tasks: list[str]  # task names, in the order of the embedding rows
+    arch: str = "mlp"
+    chunk: int = 10
+    hidden: int = 512
+    layers: int = 3
+    task_dim: int = 32
+    heads: int = 4
+    dropout: float = 0.0
+    fps: int = 20
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Normalizer(nn.Module):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("std", std.float().clamp_min(1e-3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.std + self.mean
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Dropout(dropout), nn.Linear(width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class ChunkPolicy(nn.Module):
+    """raw observations (+ task index, instruction embedding) -> raw action chunk (B, chunk, A)."""
+
+    def __init__(self, cfg: PolicyConfig, stats: dict[str, dict[str, torch.Tensor]]):
+        super().__init__()
+        self.cfg = cfg
+        self.norm = nn.ModuleDict({k.replace(".", "_"): Normalizer(stats[k]["mean"], stats[k]["std"]) for k in OBS_KEYS})
+        self.action_norm = Normalizer(stats[ACTION_KEY]["mean"], stats[ACTION_KEY]["std"])
+        self.task_embedding = nn.Embedding(len(cfg.tasks), cfg.task_dim)
+        in_dim = sum(cfg.obs_dims[k] for k in OBS_KEYS) + cfg.task_dim + INSTRUCTION_DIM
+        A, K, H = cfg.action_dim, cfg.chunk, cfg.hidden
+        if cfg.arch == "mlp":
+            self.body = nn.Sequential(
+                nn.Linear(in_dim, H), *[ResidualBlock(H, cfg.dropout) for _ in range(cfg.layers)], nn.LayerNorm(H),
+                nn.Linear(H, K * A),
+            )
+        elif cfg.arch == "transformer":
+            d = cfg.hidden
+            self.in_proj = nn.ModuleDict({
+                **{k.replace(".", "_"): nn.Linear(cfg.obs_dims[k], d) for k in OBS_KEYS},
+                "task": nn.Linear(cfg.task_dim, d), "instruction": nn.Linear(INSTRUCTION_DIM, d),
+            })
+            n_tokens = len(OBS_KEYS) + 2
+            self.token_pos = nn.Parameter(torch.zeros(n_tokens, d))
+            self.queries = nn.Parameter(torch.randn(K, d) * 0.02)
+            self.transformer = nn.Transformer(
+                d_model=d, nhead=cfg.heads, num_encoder_layers=cfg.layers, num_decoder_layers=cfg.layers,
+                dim_feedforward=4 * d, dropout=cfg.dropout, batch_first=True, norm_first=True,
+            )
+            self.head = nn.Linear(d, A)
+        else:
+            raise ValueError(f"unknown policy architecture '{cfg.arch}': choose mlp or transformer")
+
+    def forward_normalized(self, state, env, goal, task, instruction) -> torch.Tensor:
+        """Normalised action chunk (B, K, A) from raw inputs."""
+        xs = [self.norm["observation_state"](state), self.norm["observation_environment_state"](env),
+              self.norm["observation_goal"](goal)]
+        t = self.task_embedding(task)
+        B = state.shape[0]
+        if self.cfg.arch == "mlp":
+            return self.body(torch.cat([*xs, t, instruction], dim=-1)).view(B, self.cfg.chunk, self.cfg.action_dim)
+        tokens = torch.stack([
+            self.in_proj["observation_state"](xs[0]), self.in_proj["observation_environment_state"](xs[1]),
+            self.in_proj["observation_goal"](xs[2]), self.in_proj["task"](t), self.in_proj["instruction"](instruction),
+        ], dim=1) + self.token_pos
+        out = self.transformer(tokens, self.queries.expand(B, -1, -1))
+        return self.head(out)
+
+    def forward(self, state, env, goal, task, instruction) -> torch.Tensor:
+        return self.action_norm.inverse(self.forward_normalized(state, env, goal, task, instruction))

@@ -1,0 +1,114 @@
+"""The one policy interface every later stage uses: ``Policy.act(obs_batch) -> actions``.
+
+``obs_batch`` maps the dataset's observation keys to (B, dim) arrays, plus ``task`` (B,) task
+indices or names and, optionally, ``instruction`` (B, 64). ``act`` returns (B, action_dim) joint
+targets for this control step. Chunks are executed with temporal ensembling (ACT): each step
+predicts a new chunk, and the action for step t is the weighted mean of every chunk's
+prediction for t, the i-th prediction made for t (oldest first) weighted exp(-m * i), as ACT does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from academy.learn.checkpoint import load_model
+from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy
+
+
+class Policy:
+    def __init__(self, model: ChunkPolicy, execution: str = "ensemble", ensemble_m: float = 0.01, replan: int = 5):
+        if execution not in ("ensemble", "receding"):
+            raise ValueError(f"execution must be 'ensemble' or 'receding', got '{execution}'")
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.execution, self.m, self.replan = execution, ensemble_m, replan
+        self.reset(1)
+
+    @classmethod
+    def load(cls, path: str | Path, **kw) -> "Policy":
+        return cls(load_model(path), **kw)
+
+    @property
+    def tasks(self) -> list[str]:
+        return self.cfg.tasks
+
+    def reset(self, batch_size: int = 1) -> None:
+        K, A = self.cfg.chunk, self.cfg.action_dim
+        self._B = batch_size
+        self._sum = np.zeros((batch_size, K, A))  # ensemble: weighted sums for the next K steps
+        self._wsum = np.zeros((batch_size, K, 1))
+        self._count = np.zeros((batch_size, K, 1))  # predictions made so far for each coming step
+        self._plan = np.zeros((batch_size, K, A))  # receding: the current chunk
+        self._t = 0
+
+    def _inputs(self, obs: dict) -> tuple[torch.Tensor, ...]:
+        missing = [k for k in (*OBS_KEYS, "task") if k not in obs]
+        if missing:
+            raise KeyError(f"observation batch lacks {missing}")
+        x = [torch.as_tensor(np.asarray(obs[k], np.float32)) for k in OBS_KEYS]
+        B = x[0].shape[0]
+        for k, v in zip(OBS_KEYS, x):
+            if v.shape != (B, self.cfg.obs_dims[k]):
+                raise ValueError(f"'{k}' must be (B, {self.cfg.obs_dims[k]}), got {tuple(v.shape)}")
+        task = np.asarray(obs["task"]).reshape(B)
+        if task.dtype.kind in "US":
+            unknown = sorted(set(task) - set(self.tasks))
+            if unknown:
+                raise ValueError(f"unknown tasks {unknown}; the policy knows {self.tasks}")
+            task = np.array([self.tasks.index(t) for t in task])
+        if np.any((task < 0) | (task >= len(self.tasks))):
+            raise ValueError(f"task index out of range 0..{len(self.tasks) - 1}: {task}")
+        instr = obs.get("instruction")
+        instr = torch.zeros(B, INSTRUCTION_DIM) if instr is None else torch.as_tensor(np.asarray(instr, np.float32))
+        return (*x, torch.as_tensor(task, dtype=torch.long), instr)
+
+    def predict_chunk(self, obs: dict) -> np.ndarray:
+        """The raw (B, chunk, action_dim) prediction for this observation."""
+        with torch.inference_mode():
+            return self.model(*self._inputs(obs)).numpy().astype(np.float64)
+
+    def act(self, obs: dict) -> np.ndarray:
+        B = np.asarray(obs[OBS_KEYS[0]]).shape[0]
+        if B != self._B:
+            self.reset(B)
+        if self.execution == "receding":
+            k = self._t % self.replan
+            if k == 0:
+                self._plan = self.predict_chunk(obs)
+            self._t += 1
+            return self._plan[:, k].astype(np.float32)
+        w = np.exp(-self.m * self._count)
+        self._sum += w * self.predict_chunk(obs)
+        self._wsum += w
+        self._count += 1
+        action = self._sum[:, 0] / self._wsum[:, 0]
+        for buf in (self._sum, self._wsum, self._count):  # step forward: slot 0 is spent
+            buf[:, :-1] = buf[:, 1:].copy()
+            buf[:, -1] = 0
+        self._t += 1
+        return action.astype(np.float32)
+
+
+class PolicyAgent:
+    """A Policy as a single-robot agent (``reset(obs)``, ``act(obs)``) for the env loop."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+
+    def reset(self, obs: dict) -> None:
+        self.policy.reset(1)
+
+    def act(self, obs: dict) -> np.ndarray:
+        return self.policy.act(env_obs_batch([obs]))[0]
+
+
+def env_obs_batch(observations: list[dict]) -> dict:
+    """Env observation dicts -> a policy observation batch."""
+    from academy.data.collect import obs_to_features
+
+    batch = obs_to_features(observations)
+    batch["task"] = np.array([int(o["task"]) for o in observations])
+    return batch

@@ -1,0 +1,134 @@
+"""Behaviour cloning of action chunks from a dataset (``academy learn``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from academy.data import Dataset
+from academy.learn.checkpoint import save_checkpoint
+from academy.learn.model import ACTION_KEY, INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig
+from academy.sim.tasks import REGISTRY
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "mlp"
+    chunk: int = 10
+    hidden: int = 512
+    layers: int = 3
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    max_minutes: float = 10.0
+    max_steps: int = 30000
+    obs_noise: float = 0.05  # std of Gaussian noise on normalised observations while training
+    val_fraction: float = 0.05
+    seed: int = 0
+    threads: int = 2
+
+
+class Frames:
+    """The training frames of a dataset in memory, with each frame's episode end."""
+
+    def __init__(self, ds: Dataset, episodes: list[int], tasks: list[str]):
+        if not episodes:
+            raise ValueError(f"no episodes to learn from in {ds.root}")
+        data = ds.read(list(OBS_KEYS) + [ACTION_KEY], episodes)
+        self.x = {k: torch.from_numpy(data[k].astype(np.float32)) for k in OBS_KEYS}
+        self.action = torch.from_numpy(data[ACTION_KEY].astype(np.float32))
+        eps = ds.episodes.set_index("episode_index").loc[episodes]
+        lengths = eps["length"].to_numpy()
+        unknown = sorted(set(eps["academy/task"]) - set(tasks))
+        if unknown:
+            raise ValueError(f"dataset tasks {unknown} are not in the task registry {tasks}")
+        ends = np.cumsum(lengths)
+        self.end = torch.from_numpy(np.repeat(ends, lengths) - 1)
+        self.task = torch.from_numpy(np.repeat([tasks.index(t) for t in eps["academy/task"]], lengths))
+        self.n = int(lengths.sum())
+
+    def batch(self, idx: torch.Tensor, chunk: int):
+        steps = torch.minimum(idx[:, None] + torch.arange(chunk)[None], self.end[idx][:, None])
+        return {k: v[idx] for k, v in self.x.items()}, self.task[idx], self.action[steps]
+
+
+def _stats_tensors(ds: Dataset) -> dict:
+    return {k: {s: torch.as_tensor(np.asarray(ds.stats[k][s]), dtype=torch.float32) for s in ("mean", "std")}
+            for k in (*OBS_KEYS, ACTION_KEY)}
+
+
+def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig(), outcome: str | None = "success",
+          tasks: list[str] | None = None, on_step: Callable[[int, float], None] | None = None) -> dict:
+    """Train one policy on every task of ``dataset``; write a checkpoint folder at ``out``."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    ds = Dataset(dataset)
+    all_tasks = list(REGISTRY)
+    chosen = [i for t in (tasks or all_tasks) for i in ds.select(task=t, outcome=outcome)]
+    rng = np.random.default_rng(cfg.seed)
+    chosen = sorted(chosen)
+    n_val = max(1, int(len(chosen) * cfg.val_fraction)) if len(chosen) > 1 else 0
+    val_eps = sorted(rng.choice(chosen, n_val, replace=False).tolist()) if n_val else []
+    train_eps = [e for e in chosen if e not in set(val_eps)]
+    frames = Frames(ds, train_eps, all_tasks)
+    val = Frames(ds, val_eps, all_tasks) if val_eps else None
+
+    pcfg = PolicyConfig(
+        obs_dims={k: int(ds.features[k]["shape"][0]) for k in OBS_KEYS},
+        action_dim=int(ds.features[ACTION_KEY]["shape"][0]), tasks=all_tasks, arch=cfg.arch, chunk=cfg.chunk,
+        hidden=cfg.hidden, layers=cfg.layers, fps=ds.fps,
+    )
+    model = ChunkPolicy(pcfg, _stats_tensors(ds))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    zeros = torch.zeros(cfg.batch_size, INSTRUCTION_DIM)
+    t0, step, history = time.time(), 0, []
+
+    def loss_on(data: Frames, idx: torch.Tensor, noise: float) -> torch.Tensor:
+        x, task, target = data.batch(idx, cfg.chunk)
+        if noise:  # noise in normalised units: scale by each feature's std
+            x = {k: v + noise * torch.randn_like(v) * model.norm[k.replace(".", "_")].std for k, v in x.items()}
+        pred = model.forward_normalized(x[OBS_KEYS[0]], x[OBS_KEYS[1]], x[OBS_KEYS[2]], task, zeros[: len(idx)])
+        return torch.nn.functional.l1_loss(pred, model.action_norm(target))
+
+    model.train()
+    while True:
+        done = max(step / cfg.max_steps, (time.time() - t0) / (60 * cfg.max_minutes))
+        if done >= 1:
+            break
+        for group in opt.param_groups:  # warm-up then cosine decay over whichever budget ends first
+            group["lr"] = cfg.lr * min(1.0, done / 0.03) * 0.5 * (1 + np.cos(np.pi * done))
+        idx = torch.randint(0, frames.n, (cfg.batch_size,))
+        loss = loss_on(frames, idx, cfg.obs_noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 100 == 0 or step == 1:
+            history.append((step, float(loss)))
+            if on_step:
+                on_step(step, float(loss))
+    model.eval()
+    val_loss = None
+    if val is not None:
+        with torch.no_grad():
+            idx = torch.arange(val.n)
+            val_loss = float(np.mean([float(loss_on(val, b, 0.0)) for b in idx.split(cfg.batch_size)]))
+    info = {
+        "dataset": str(Path(dataset).resolve()), "episodes": len(train_eps), "val_episodes": len(val_eps),
+        "frames": frames.n, "steps": step, "seconds": round(time.time() - t0, 1),
+        "first_loss": history[0][1], "final_loss": history[-1][1], "val_loss": val_loss,
+        "loss_curve": history, "train": cfg.__dict__,
+    }
+    save_checkpoint(out, model, info)
+    return info
+
+
+def load_train_info(checkpoint: str | Path) -> dict:
+    return json.loads((Path(checkpoint) / "train.json").read_text())

@@ -1,0 +1,119 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from academy.data.collect import collect
+from academy.learn.checkpoint import example_inputs
+from academy.learn.policy import Policy, PolicyAgent, env_obs_batch
+from academy.learn.train import TrainConfig, train
+from academy.sim.env import WorkcellEnv
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demos") / "ds"
+    collect("handover", 3, root, workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(demos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pol") / "bc"
+    cfg = TrainConfig(max_steps=150, max_minutes=2, batch_size=64, hidden=64, layers=2, threads=1)
+    info = train(demos, out, cfg)
+    return out, info
+
+
+def test_training_lowers_the_loss(checkpoint):
+    _, info = checkpoint
+    assert info["steps"] == 150
+    assert info["final_loss"] < 0.5 * info["first_loss"]
+    assert info["val_episodes"] == 1 and info["val_loss"] is not None
+
+
+def test_checkpoint_reloads_and_acts(checkpoint):
+    out, _ = checkpoint
+    policy = Policy.load(out)
+    env = WorkcellEnv("handover")
+    obs, _ = env.reset(7)
+    agent = PolicyAgent(policy)
+    agent.reset(obs)
+    for _ in range(3):
+        a = agent.act(obs)
+        assert a.shape == (28,) and np.all(np.isfinite(a))
+        obs, *_ = env.step(a)
+
+
+def test_exported_graphs_load_without_academy(checkpoint):
+    out, _ = checkpoint
+    policy = Policy.load(out)
+    inputs = example_inputs(policy.cfg, batch=3)
+    inputs = (torch.randn_like(inputs[0]), torch.randn_like(inputs[1]), torch.randn_like(inputs[2]),
+              torch.tensor([0, 1, 2]), torch.zeros_like(inputs[4]))
+    with torch.no_grad():
+        ours = policy.model(*inputs).numpy()
+    np.savez(out / "probe.npz", *[t.numpy() for t in inputs], expected=ours)
+    script = f"""
+import sys, numpy as np, torch
+assert "academy" not in sys.modules
+d = np.load({str(out / 'probe.npz')!r})
+xs = [torch.from_numpy(d[f"arr_{{i}}"]) for i in range(5)]
+m = torch.export.load({str(out / 'model.pt2')!r}).module()
+print(float(np.abs(m(*xs).detach().numpy() - d["expected"]).max()))
+"""
+    res = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, check=True)
+    assert float(res.stdout.strip()) < 1e-4
+    ort = pytest.importorskip("onnxruntime")
+    sess = ort.InferenceSession(str(out / "model.onnx"))
+    feeds = dict(zip(["state", "env", "goal", "task", "instruction"], [t.numpy() for t in inputs]))
+    np.testing.assert_allclose(sess.run(None, feeds)[0], ours, atol=1e-4)
+
+
+class Countdown(torch.nn.Module):
+    """A stand-in network whose k-th call predicts the chunk [k, k, ...] (for checking the ensembling)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg, self.calls = cfg, 0
+
+    def forward(self, state, env, goal, task, instruction):
+        self.calls += 1
+        return torch.full((state.shape[0], self.cfg.chunk, self.cfg.action_dim), float(self.calls))
+
+
+def test_temporal_ensembling_weights(checkpoint):
+    out, _ = checkpoint
+    cfg = Policy.load(out).cfg
+    policy = Policy(Countdown(cfg), ensemble_m=0.5)
+    obs = {k: np.zeros((1, d)) for k, d in cfg.obs_dims.items()} | {"task": np.array([0])}
+    acts = [policy.act(obs)[0, 0] for _ in range(3)]
+    w = np.exp(-0.5 * np.arange(3))  # oldest prediction first, as in ACT
+    assert acts[0] == pytest.approx(1.0)
+    assert acts[1] == pytest.approx((1 * w[0] + 2 * w[1]) / w[:2].sum(), rel=1e-6)
+    assert acts[2] == pytest.approx((1 * w[0] + 2 * w[1] + 3 * w[2]) / w.sum(), rel=1e-6)
+    receding = Policy(Countdown(cfg), execution="receding", replan=2)
+    assert [receding.act(obs)[0, 0] for _ in range(5)] == [1, 1, 2, 2, 3]
+
+
+def test_bad_observations_are_named(checkpoint):
+    out, _ = checkpoint
+    policy = Policy.load(out)
+    env = WorkcellEnv("handover")
+    obs, _ = env.reset(0)
+    batch = env_obs_batch([obs])
+    with pytest.raises(KeyError, match="observation.goal"):
+        policy.act({k: v for k, v in batch.items() if k != "observation.goal"})
+    with pytest.raises(ValueError, match="unknown tasks"):
+        policy.act(batch | {"task": np.array(["juggle"])})
+    with pytest.raises(ValueError, match="observation.state"):
+        policy.act(batch | {"observation.state": np.zeros((1, 3))})
+    assert policy.act(batch | {"task": np.array(["handover"])}).shape == (1, 28)
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json missing"):
+        Policy.load(tmp_path)
