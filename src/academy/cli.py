@@ -109,6 +109,7 @@ def collect(
     reality: Optional[str] = typer.Option(None, help="record on RealityRobot(SERIAL)"),
     difficulty: list[str] = typer.Option([], "--difficulty", "-d", help="knob=value, repeatable"),
     workers: int = typer.Option(2, min=1, help="simulation processes"),
+    noise: float = typer.Option(0.0, min=0.0, help="std of noise on executed actions (labels stay the expert's)"),
 ) -> None:
     """Record expert episodes into a LeRobot v3.0 dataset."""
     from academy.data.collect import collect as record
@@ -127,7 +128,7 @@ def collect(
             wins += success
             progress.advance(bar)
 
-        ds = record(task, episodes, out, seed, _parse_difficulty(difficulty), reality, workers, done)
+        ds = record(task, episodes, out, seed, _parse_difficulty(difficulty), reality, workers, done, noise)
     console.print(f"{ds}: {wins}/{episodes} new episodes succeeded")
 
 
@@ -233,9 +234,10 @@ def learn(
     cfg = TrainConfig(arch=arch, chunk=chunk, hidden=hidden, max_minutes=minutes, max_steps=steps, seed=seed)
     try:
         with _progress() as progress:
-            bar = progress.add_task("learn", total=steps)
+            bar = progress.add_task("learn", total=100)
             info = train(dataset, out, cfg, None if outcome == "any" else outcome,
-                         on_step=lambda s, loss: progress.update(bar, completed=s, description=f"learn  loss {loss:.3f}"))
+                         on_step=lambda s, loss, done: progress.update(
+                             bar, completed=int(100 * done), description=f"learn: step {s}, loss {loss:.3f}"))
     except (DatasetError, ValueError) as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from None
@@ -281,16 +283,23 @@ def eval_(
 
 @app.command()
 def run(
-    episodes: int = typer.Option(10, min=1, help="expert episodes per task"),
+    episodes: int = typer.Option(10, min=1, help="expert episodes per task shown (one video each)"),
+    demos: int = typer.Option(100, min=1, help="expert demonstrations per task to learn from"),
+    learn_minutes: float = typer.Option(10.0, min=0.05, help="training time budget"),
+    eval_episodes: int = typer.Option(50, min=1, help="held-out episodes per task, nominal and reality"),
     workspace: Path = typer.Option(Path("academy-data"), help="workspace directory"),
 ) -> None:
-    """Run every stage that exists. Now: each task done by its expert, success printed, videos written."""
+    """Run every stage that exists: experts (videos), demonstrations, one policy, its evaluation."""
+    from academy.data import Dataset
+    from academy.data.collect import collect as record
+    from academy.evaluate import evaluate
+    from academy.learn.train import TrainConfig, train
     from academy.sim.rollout_expert import run_expert
     from academy.sim.tasks import REGISTRY
     from academy.video import write_mp4
 
     run_dir = workspace / "runs" / time.strftime("%Y%m%d-%H%M%S")
-    summary = {"stages": {"ground": {}}}
+    summary: dict = {"stages": {"ground": {}}}
     table = Table("task", "expert success (nominal sim)", "mean episode time", "video")
     with _progress() as progress:
         for task in REGISTRY:
@@ -304,8 +313,39 @@ def run(
                 "episodes": episodes, "successes": wins, "mean_seconds": mean_t, "video": str(video)
             }
             table.add_row(task, f"{wins}/{episodes} ({100 * wins / episodes:.0f}%)", f"{mean_t:.1f} s", str(video))
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     console.print(table)
+
+    # data: expert demonstrations (kept in the workspace and reused by later runs)
+    data_dir = workspace / "datasets" / f"expert-{demos}"
+    with _progress() as progress:
+        for task in REGISTRY:
+            n = len(Dataset(data_dir).select(task=task)) if (data_dir / "meta/info.json").exists() else 0
+            bar = progress.add_task(f"data: {task} demonstrations", total=demos, completed=min(n, demos))
+            if n < demos:
+                record(task, demos - n, data_dir, first_seed=n, on_episode=lambda s, ok: progress.advance(bar))
+    ds = Dataset(data_dir)
+    summary["stages"]["data"] = {"dataset": str(data_dir), "episodes": ds.num_episodes, "frames": ds.num_frames}
+    console.print(f"data: {ds}")
+
+    # learn: one policy for every task, then its evaluation on held-out seeds and reality robots
+    policy_dir = run_dir / "policy"
+    with _progress() as progress:
+        bar = progress.add_task("learn", total=100)
+        info = train(data_dir, policy_dir, TrainConfig(max_minutes=learn_minutes, max_steps=10**9),
+                     on_step=lambda s, loss, done: progress.update(
+                         bar, completed=int(100 * done), description=f"learn: step {s}, loss {loss:.3f}"))
+    with _progress() as progress:
+        bar = progress.add_task("eval: held-out seeds and reality robots", total=2 * eval_episodes * len(REGISTRY))
+        results = evaluate(str(policy_dir), list(REGISTRY), eval_episodes,
+                           on_job=lambda t, s, wins: progress.advance(bar, len(wins)))
+    summary["stages"]["learn"] = {"policy": str(policy_dir), "steps": info["steps"], "final_loss": info["final_loss"],
+                                  "eval": results}
+    table = Table("task", "policy, held-out seeds (nominal)", "policy, held-out reality robots")
+    for t, r in results.items():
+        table.add_row(t, f"{r['nominal_success']:.0%} of {r['nominal_episodes']}",
+                      f"{r['reality_success']:.0%} of {r['reality_episodes']}")
+    console.print(table)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     console.print(f"run folder: {run_dir}")
 
 

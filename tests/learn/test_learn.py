@@ -53,7 +53,7 @@ def test_exported_graphs_load_without_academy(checkpoint):
     policy = Policy.load(out)
     inputs = example_inputs(policy.cfg, batch=3)
     inputs = (torch.randn_like(inputs[0]), torch.randn_like(inputs[1]), torch.randn_like(inputs[2]),
-              torch.tensor([0, 1, 2]), torch.zeros_like(inputs[4]))
+              torch.tensor([0, 1, 2]), torch.zeros_like(inputs[4]), torch.randn_like(inputs[5]))
     with torch.no_grad():
         ours = policy.model(*inputs).numpy()
     np.savez(out / "probe.npz", *[t.numpy() for t in inputs], expected=ours)
@@ -61,7 +61,7 @@ def test_exported_graphs_load_without_academy(checkpoint):
 import sys, numpy as np, torch
 assert "academy" not in sys.modules
 d = np.load({str(out / 'probe.npz')!r})
-xs = [torch.from_numpy(d[f"arr_{{i}}"]) for i in range(5)]
+xs = [torch.from_numpy(d[f"arr_{{i}}"]) for i in range(6)]
 m = torch.export.load({str(out / 'model.pt2')!r}).module()
 print(float(np.abs(m(*xs).detach().numpy() - d["expected"]).max()))
 """
@@ -69,7 +69,7 @@ print(float(np.abs(m(*xs).detach().numpy() - d["expected"]).max()))
     assert float(res.stdout.strip()) < 1e-4
     ort = pytest.importorskip("onnxruntime")
     sess = ort.InferenceSession(str(out / "model.onnx"))
-    feeds = dict(zip(["state", "env", "goal", "task", "instruction"], [t.numpy() for t in inputs]))
+    feeds = dict(zip(["state", "env", "goal", "task", "instruction", "previous_action"], [t.numpy() for t in inputs]))
     np.testing.assert_allclose(sess.run(None, feeds)[0], ours, atol=1e-4)
 
 
@@ -80,7 +80,7 @@ class Countdown(torch.nn.Module):
         super().__init__()
         self.cfg, self.calls = cfg, 0
 
-    def forward(self, state, env, goal, task, instruction):
+    def forward(self, state, env, goal, task, instruction, previous_action):
         self.calls += 1
         return torch.full((state.shape[0], self.cfg.chunk, self.cfg.action_dim), float(self.calls))
 

@@ -8,7 +8,9 @@
     train.json     how it was trained: data, steps, time, loss curve
 
 Inputs of model.pt2 / model.onnx, batch B: state (B, 56), env (B, 77), goal (B, 40) float32,
-task (B,) int64 (index into config["tasks"]), instruction (B, 64) float32; output (B, chunk, 28).
+task (B,) int64 (index into config["tasks"]), instruction (B, 64) float32, previous_action
+(B, 28) float32 (the targets last commanded; the measured joint positions at an episode's first
+step); output (B, chunk, 28) joint targets.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ import torch
 
 from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig
 
-INPUT_NAMES = ["state", "env", "goal", "task", "instruction"]
+INPUT_NAMES = ["state", "env", "goal", "task", "instruction", "previous_action"]
 
 
 def example_inputs(cfg: PolicyConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
     return (*(torch.zeros(batch, cfg.obs_dims[k]) for k in OBS_KEYS), torch.zeros(batch, dtype=torch.long),
-            torch.zeros(batch, INSTRUCTION_DIM))
+            torch.zeros(batch, INSTRUCTION_DIM), torch.zeros(batch, cfg.action_dim))
 
 
 def save_checkpoint(out: str | Path, model: ChunkPolicy, train_info: dict) -> Path:
@@ -36,6 +38,7 @@ def save_checkpoint(out: str | Path, model: ChunkPolicy, train_info: dict) -> Pa
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     stats = {k: {"mean": n.mean.tolist(), "std": n.std.tolist()} for k, n in model.norm.items()}
     stats["action"] = {"mean": model.action_norm.mean.tolist(), "std": model.action_norm.std.tolist()}
+    stats["delta"] = {"mean": model.delta_norm.mean.tolist(), "std": model.delta_norm.std.tolist()}
     (out / "stats.json").write_text(json.dumps(stats))
     torch.save(model.state_dict(), out / "weights.pt")
     inputs = example_inputs(cfg)
@@ -61,6 +64,7 @@ def load_model(path: str | Path) -> ChunkPolicy:
     state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
     placeholder = {k: {"mean": torch.zeros(d), "std": torch.ones(d)} for k, d in cfg.obs_dims.items()}
     placeholder["action"] = {"mean": torch.zeros(cfg.action_dim), "std": torch.ones(cfg.action_dim)}
+    placeholder["delta"] = {"mean": torch.zeros(cfg.chunk, cfg.action_dim), "std": torch.ones(cfg.chunk, cfg.action_dim)}
     model = ChunkPolicy(cfg, placeholder)
     model.load_state_dict(state)
     model.eval()

@@ -1,8 +1,11 @@
 """The policy network: one network for every skill, predicting chunks of future actions.
 
-Inputs are the dataset's observation features (state mode: joint state, object poses, goal
-vector), a learned task embedding and an instruction-embedding slot (zeros until the command
-stage fills it). Output: ``chunk`` future joint-target vectors. Two bodies share the interface:
+Inputs are the dataset's observation features (state mode: joint positions, object poses, goal
+vector), the previous action (the joint targets last commanded), a learned task embedding and
+an instruction-embedding slot (zeros until the command stage fills it). Output: ``chunk``
+future joint-target vectors, predicted as offsets from the previous action (normalised per
+chunk step), which keeps millimetre-scale precision within the network's output resolution.
+Two bodies share the interface:
 
 - ``mlp``: the inputs concatenated through a residual MLP (default: see docs/learn.md for the
   measurement that chose it);
@@ -36,6 +39,7 @@ class PolicyConfig:
     task_dim: int = 32
     heads: int = 4
     dropout: float = 0.0
+    state_dims: int = 28  # leading entries of observation.state the network sees (joint positions only)
     fps: int = 20
     extra: dict = field(default_factory=dict)
 
@@ -69,12 +73,16 @@ class ChunkPolicy(nn.Module):
     """raw observations (+ task index, instruction embedding) -> raw action chunk (B, chunk, A)."""
 
     def __init__(self, cfg: PolicyConfig, stats: dict[str, dict[str, torch.Tensor]]):
+        """``stats``: mean/std per observation key, ``action``, and ``delta`` ((chunk, A): the
+        offsets of the next actions from the previous one)."""
         super().__init__()
         self.cfg = cfg
         self.norm = nn.ModuleDict({k.replace(".", "_"): Normalizer(stats[k]["mean"], stats[k]["std"]) for k in OBS_KEYS})
         self.action_norm = Normalizer(stats[ACTION_KEY]["mean"], stats[ACTION_KEY]["std"])
+        self.delta_norm = Normalizer(stats["delta"]["mean"], stats["delta"]["std"])
         self.task_embedding = nn.Embedding(len(cfg.tasks), cfg.task_dim)
-        in_dim = sum(cfg.obs_dims[k] for k in OBS_KEYS) + cfg.task_dim + INSTRUCTION_DIM
+        self.dims = {k: (cfg.state_dims if k == OBS_KEYS[0] else cfg.obs_dims[k]) for k in OBS_KEYS}
+        in_dim = sum(self.dims.values()) + cfg.action_dim + cfg.task_dim + INSTRUCTION_DIM
         A, K, H = cfg.action_dim, cfg.chunk, cfg.hidden
         if cfg.arch == "mlp":
             self.body = nn.Sequential(
@@ -84,10 +92,11 @@ class ChunkPolicy(nn.Module):
         elif cfg.arch == "transformer":
             d = cfg.hidden
             self.in_proj = nn.ModuleDict({
-                **{k.replace(".", "_"): nn.Linear(cfg.obs_dims[k], d) for k in OBS_KEYS},
+                **{k.replace(".", "_"): nn.Linear(self.dims[k], d) for k in OBS_KEYS},
                 "task": nn.Linear(cfg.task_dim, d), "instruction": nn.Linear(INSTRUCTION_DIM, d),
+                "previous_action": nn.Linear(cfg.action_dim, d),
             })
-            n_tokens = len(OBS_KEYS) + 2
+            n_tokens = len(OBS_KEYS) + 3
             self.token_pos = nn.Parameter(torch.zeros(n_tokens, d))
             self.queries = nn.Parameter(torch.randn(K, d) * 0.02)
             self.transformer = nn.Transformer(
@@ -98,20 +107,24 @@ class ChunkPolicy(nn.Module):
         else:
             raise ValueError(f"unknown policy architecture '{cfg.arch}': choose mlp or transformer")
 
-    def forward_normalized(self, state, env, goal, task, instruction) -> torch.Tensor:
-        """Normalised action chunk (B, K, A) from raw inputs."""
-        xs = [self.norm["observation_state"](state), self.norm["observation_environment_state"](env),
-              self.norm["observation_goal"](goal)]
+    def forward_normalized(self, state, env, goal, task, instruction, previous_action) -> torch.Tensor:
+        """Normalised offsets (B, K, A) of the next K actions from ``previous_action``."""
+        xs = [self.norm["observation_state"](state)[:, : self.cfg.state_dims],
+              self.norm["observation_environment_state"](env), self.norm["observation_goal"](goal)]
+        prev = self.action_norm(previous_action)
         t = self.task_embedding(task)
         B = state.shape[0]
         if self.cfg.arch == "mlp":
-            return self.body(torch.cat([*xs, t, instruction], dim=-1)).view(B, self.cfg.chunk, self.cfg.action_dim)
+            return self.body(torch.cat([*xs, prev, t, instruction], dim=-1)).view(B, self.cfg.chunk, self.cfg.action_dim)
         tokens = torch.stack([
             self.in_proj["observation_state"](xs[0]), self.in_proj["observation_environment_state"](xs[1]),
-            self.in_proj["observation_goal"](xs[2]), self.in_proj["task"](t), self.in_proj["instruction"](instruction),
+            self.in_proj["observation_goal"](xs[2]), self.in_proj["previous_action"](prev),
+            self.in_proj["task"](t), self.in_proj["instruction"](instruction),
         ], dim=1) + self.token_pos
         out = self.transformer(tokens, self.queries.expand(B, -1, -1))
         return self.head(out)
 
-    def forward(self, state, env, goal, task, instruction) -> torch.Tensor:
-        return self.action_norm.inverse(self.forward_normalized(state, env, goal, task, instruction))
+    def forward(self, state, env, goal, task, instruction, previous_action) -> torch.Tensor:
+        """Raw action chunk (B, K, A)."""
+        delta = self.delta_norm.inverse(self.forward_normalized(state, env, goal, task, instruction, previous_action))
+        return previous_action[:, None, :] + delta

@@ -1,7 +1,8 @@
 """The one policy interface every later stage uses: ``Policy.act(obs_batch) -> actions``.
 
 ``obs_batch`` maps the dataset's observation keys to (B, dim) arrays, plus ``task`` (B,) task
-indices or names and, optionally, ``instruction`` (B, 64). ``act`` returns (B, action_dim) joint
+indices or names and, optionally, ``instruction`` (B, 64). The policy remembers the actions it
+returned (the previous-action input); ``reset`` starts new episodes. ``act`` returns (B, action_dim) joint
 targets for this control step. Chunks are executed with temporal ensembling (ACT): each step
 predicts a new chunk, and the action for step t is the weighted mean of every chunk's
 prediction for t, the i-th prediction made for t (oldest first) weighted exp(-m * i), as ACT does.
@@ -42,6 +43,7 @@ class Policy:
         self._wsum = np.zeros((batch_size, K, 1))
         self._count = np.zeros((batch_size, K, 1))  # predictions made so far for each coming step
         self._plan = np.zeros((batch_size, K, A))  # receding: the current chunk
+        self._prev = None  # the actions last returned (the previous-action input)
         self._t = 0
 
     def _inputs(self, obs: dict) -> tuple[torch.Tensor, ...]:
@@ -63,7 +65,8 @@ class Policy:
             raise ValueError(f"task index out of range 0..{len(self.tasks) - 1}: {task}")
         instr = obs.get("instruction")
         instr = torch.zeros(B, INSTRUCTION_DIM) if instr is None else torch.as_tensor(np.asarray(instr, np.float32))
-        return (*x, torch.as_tensor(task, dtype=torch.long), instr)
+        prev = self._prev if self._prev is not None else x[0][:, : self.cfg.action_dim].numpy()
+        return (*x, torch.as_tensor(task, dtype=torch.long), instr, torch.as_tensor(np.asarray(prev, np.float32)))
 
     def predict_chunk(self, obs: dict) -> np.ndarray:
         """The raw (B, chunk, action_dim) prediction for this observation."""
@@ -79,7 +82,8 @@ class Policy:
             if k == 0:
                 self._plan = self.predict_chunk(obs)
             self._t += 1
-            return self._plan[:, k].astype(np.float32)
+            self._prev = self._plan[:, k].astype(np.float32)
+            return self._prev
         w = np.exp(-self.m * self._count)
         self._sum += w * self.predict_chunk(obs)
         self._wsum += w
@@ -89,7 +93,8 @@ class Policy:
             buf[:, :-1] = buf[:, 1:].copy()
             buf[:, -1] = 0
         self._t += 1
-        return action.astype(np.float32)
+        self._prev = action.astype(np.float32)
+        return self._prev
 
 
 class PolicyAgent:

@@ -50,21 +50,37 @@ class Frames:
             raise ValueError(f"dataset tasks {unknown} are not in the task registry {tasks}")
         ends = np.cumsum(lengths)
         self.end = torch.from_numpy(np.repeat(ends, lengths) - 1)
+        # the previous action: the one commanded a step before; at an episode's first step the
+        # measured joint positions (what a robot holds when it starts)
+        prev = torch.roll(self.action, 1, dims=0)
+        starts = torch.from_numpy(ends - lengths)
+        n_joints = self.action.shape[1]
+        prev[starts] = self.x[OBS_KEYS[0]][starts, :n_joints]
+        self.prev = prev
         self.task = torch.from_numpy(np.repeat([tasks.index(t) for t in eps["academy/task"]], lengths))
         self.n = int(lengths.sum())
 
     def batch(self, idx: torch.Tensor, chunk: int):
         steps = torch.minimum(idx[:, None] + torch.arange(chunk)[None], self.end[idx][:, None])
-        return {k: v[idx] for k, v in self.x.items()}, self.task[idx], self.action[steps]
+        return {k: v[idx] for k, v in self.x.items()}, self.task[idx], self.prev[idx], self.action[steps]
+
+    def delta_stats(self, chunk: int) -> dict[str, torch.Tensor]:
+        """Mean and std (chunk, A) of the next actions' offsets from the previous action."""
+        idx = torch.arange(self.n)
+        *_, prev, target = self.batch(idx, chunk)
+        delta = target - prev[:, None]
+        return {"mean": delta.mean(0), "std": delta.std(0).clamp_min(1e-4)}
 
 
-def _stats_tensors(ds: Dataset) -> dict:
-    return {k: {s: torch.as_tensor(np.asarray(ds.stats[k][s]), dtype=torch.float32) for s in ("mean", "std")}
-            for k in (*OBS_KEYS, ACTION_KEY)}
+def _stats_tensors(ds: Dataset, frames: "Frames", chunk: int) -> dict:
+    stats = {k: {s: torch.as_tensor(np.asarray(ds.stats[k][s]), dtype=torch.float32) for s in ("mean", "std")}
+             for k in (*OBS_KEYS, ACTION_KEY)}
+    stats["delta"] = frames.delta_stats(chunk)
+    return stats
 
 
 def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig(), outcome: str | None = "success",
-          tasks: list[str] | None = None, on_step: Callable[[int, float], None] | None = None) -> dict:
+          tasks: list[str] | None = None, on_step: Callable[[int, float, float], None] | None = None) -> dict:
     """Train one policy on every task of ``dataset``; write a checkpoint folder at ``out``."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -84,17 +100,19 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         action_dim=int(ds.features[ACTION_KEY]["shape"][0]), tasks=all_tasks, arch=cfg.arch, chunk=cfg.chunk,
         hidden=cfg.hidden, layers=cfg.layers, fps=ds.fps,
     )
-    model = ChunkPolicy(pcfg, _stats_tensors(ds))
+    model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, cfg.chunk))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     zeros = torch.zeros(cfg.batch_size, INSTRUCTION_DIM)
     t0, step, history = time.time(), 0, []
 
     def loss_on(data: Frames, idx: torch.Tensor, noise: float) -> torch.Tensor:
-        x, task, target = data.batch(idx, cfg.chunk)
-        if noise:  # noise in normalised units: scale by each feature's std
+        x, task, prev, target = data.batch(idx, cfg.chunk)
+        if noise:  # noise in units of each feature's std; on the previous action too, and the
+            # target stays the expert's absolute action: the network learns to steer back (DART-like)
             x = {k: v + noise * torch.randn_like(v) * model.norm[k.replace(".", "_")].std for k, v in x.items()}
-        pred = model.forward_normalized(x[OBS_KEYS[0]], x[OBS_KEYS[1]], x[OBS_KEYS[2]], task, zeros[: len(idx)])
-        return torch.nn.functional.l1_loss(pred, model.action_norm(target))
+            prev = prev + noise * torch.randn_like(prev) * model.action_norm.std
+        pred = model.forward_normalized(x[OBS_KEYS[0]], x[OBS_KEYS[1]], x[OBS_KEYS[2]], task, zeros[: len(idx)], prev)
+        return torch.nn.functional.l1_loss(pred, model.delta_norm(target - prev[:, None]))
 
     model.train()
     while True:
@@ -111,9 +129,9 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         opt.step()
         step += 1
         if step % 100 == 0 or step == 1:
-            history.append((step, float(loss)))
+            history.append((step, loss.item()))
             if on_step:
-                on_step(step, float(loss))
+                on_step(step, loss.item(), done)
     model.eval()
     val_loss = None
     if val is not None:

@@ -11,9 +11,13 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from academy.sim import robot
 from academy.sim.env import WorkcellEnv
 from academy.sim.experts import make_expert
 from academy.sim.reality import RealityRobot
+
+
+ARM = [robot.JOINTS.index(j) for side in robot.SIDES for j in robot.arm_joints(side)]
 
 
 class Agent(Protocol):
@@ -35,8 +39,12 @@ class EpisodeResult:
 
 
 def rollout(env, agent: Agent, seed: int, record: bool = False, video: bool = False,
-            frame_size: tuple[int, int] = (240, 320), camera: str = "overview") -> EpisodeResult:
+            frame_size: tuple[int, int] = (240, 320), camera: str = "overview",
+            action_noise: float = 0.0) -> EpisodeResult:
+    """One episode. ``action_noise`` (rad, std) perturbs the executed arm-joint targets while the
+    recorded actions stay the agent's: demonstrations that show how to recover (DART)."""
     obs, _ = env.reset(seed)
+    noise_rng = np.random.default_rng([seed, 7919])
     agent.reset(obs)
     result = EpisodeResult(seed, False, 0, 0.0)
     if video:
@@ -46,6 +54,9 @@ def rollout(env, agent: Agent, seed: int, record: bool = False, video: bool = Fa
         if record:
             result.observations.append(obs)
             result.actions.append(np.asarray(action, np.float32))
+        if action_noise:
+            action = np.array(action, float)
+            action[ARM] += noise_rng.normal(0.0, action_noise, len(ARM))
         obs, reward, terminated, truncated, info = env.step(action)
         result.steps += 1
         if record:
@@ -73,13 +84,15 @@ def run_expert(
     frame_size: tuple[int, int] = (240, 320),
     on_episode: Callable[[EpisodeResult], None] | None = None,
     record: bool = False,
+    action_noise: float = 0.0,
 ) -> list[EpisodeResult]:
     """Expert episodes for ``seeds``; on ``RealityRobot(serial)`` if a serial is given."""
     env = make_env(task, difficulty, serial)
     expert = make_expert(task)
     results = []
     for seed in seeds:
-        result = rollout(env, expert, seed, record=record, video=seed in video_seeds, frame_size=frame_size)
+        result = rollout(env, expert, seed, record=record, video=seed in video_seeds, frame_size=frame_size,
+                         action_noise=action_noise)
         results.append(result)
         if on_episode:
             on_episode(result)
