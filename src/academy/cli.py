@@ -225,13 +225,15 @@ def learn(
     chunk: int = typer.Option(10, min=1, help="actions predicted per step"),
     hidden: int = typer.Option(512, min=8, help="network width"),
     outcome: str = typer.Option("success", help="learn from episodes with this outcome ('any' for all)"),
+    noise: float = typer.Option(0.05, min=0.0, help="input noise while training, in units of each feature's std"),
     seed: int = typer.Option(0),
 ) -> None:
     """Train one policy for every task of a dataset (behaviour cloning of action chunks)."""
     from academy.data import DatasetError
     from academy.learn.train import TrainConfig, train
 
-    cfg = TrainConfig(arch=arch, chunk=chunk, hidden=hidden, max_minutes=minutes, max_steps=steps, seed=seed)
+    cfg = TrainConfig(arch=arch, chunk=chunk, hidden=hidden, max_minutes=minutes, max_steps=steps, seed=seed,
+                      obs_noise=noise)
     try:
         with _progress() as progress:
             bar = progress.add_task("learn", total=100)

@@ -28,7 +28,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     max_minutes: float = 10.0
     max_steps: int = 30000
-    obs_noise: float = 0.05  # std of Gaussian noise on normalised observations while training
+    obs_noise: float = 0.05  # std of Gaussian noise on inputs while training, in units of each feature's std
     val_fraction: float = 0.05
     seed: int = 0
     threads: int = 2
