@@ -55,7 +55,7 @@ def dataset_speed(episodes: int, length: int) -> dict:
         raw_write = frames / (time.perf_counter() - t0)
         t0 = time.perf_counter()
         t = pq.read_table(tmp / "raw.parquet")
-        _ = {k: t.column(k).combine_chunks().flatten().to_numpy() for k in feats}
+        _ = {k: t.column(k).combine_chunks().flatten().to_numpy(zero_copy_only=False) for k in feats}
         raw_read = frames / (time.perf_counter() - t0)
     finally:
         shutil.rmtree(tmp)

@@ -240,6 +240,7 @@ def learn(
             info = train(dataset, out, cfg, None if outcome == "any" else outcome,
                          on_step=lambda s, loss, done: progress.update(
                              bar, completed=int(100 * done), description=f"learn: step {s}, loss {loss:.3f}"))
+            progress.update(bar, completed=100)
     except (DatasetError, ValueError) as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from None
@@ -336,6 +337,7 @@ def run(
         info = train(data_dir, policy_dir, TrainConfig(max_minutes=learn_minutes, max_steps=10**9),
                      on_step=lambda s, loss, done: progress.update(
                          bar, completed=int(100 * done), description=f"learn: step {s}, loss {loss:.3f}"))
+        progress.update(bar, completed=100)
     with _progress() as progress:
         bar = progress.add_task("eval: held-out seeds and reality robots", total=2 * eval_episodes * len(REGISTRY))
         results = evaluate(str(policy_dir), list(REGISTRY), eval_episodes,

@@ -23,14 +23,14 @@ def demos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def checkpoint(demos, tmp_path_factory):
     out = tmp_path_factory.mktemp("pol") / "bc"
-    cfg = TrainConfig(max_steps=150, max_minutes=2, batch_size=64, hidden=64, layers=2, threads=1)
+    cfg = TrainConfig(max_steps=400, max_minutes=2, batch_size=64, hidden=64, layers=2, threads=1)
     info = train(demos, out, cfg)
     return out, info
 
 
 def test_training_lowers_the_loss(checkpoint):
     _, info = checkpoint
-    assert info["steps"] == 150
+    assert info["steps"] == 400
     assert info["final_loss"] < 0.5 * info["first_loss"]
     assert info["val_episodes"] == 1 and info["val_loss"] is not None
 
@@ -117,3 +117,13 @@ def test_bad_observations_are_named(checkpoint):
 def test_missing_checkpoint_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json missing"):
         Policy.load(tmp_path)
+
+
+def test_transformer_body_trains_and_exports(demos, tmp_path):
+    cfg = TrainConfig(arch="transformer", max_steps=30, max_minutes=2, batch_size=32, hidden=32, layers=1, threads=1)
+    info = train(demos, tmp_path / "tf", cfg)
+    assert info["final_loss"] < info["first_loss"]
+    policy = Policy.load(tmp_path / "tf")
+    obs, _ = WorkcellEnv("handover").reset(0)
+    assert policy.act(env_obs_batch([obs])).shape == (1, 28)
+    assert (tmp_path / "tf" / "model.onnx").exists() and (tmp_path / "tf" / "model.pt2").exists()

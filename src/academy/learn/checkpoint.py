@@ -44,6 +44,8 @@ def save_checkpoint(out: str | Path, model: ChunkPolicy, train_info: dict) -> Pa
     inputs = example_inputs(cfg)
     batch = torch.export.Dim("batch", min=1, max=4096)
     shapes = tuple({0: batch} for _ in inputs)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused transformer kernel has no ONNX form
     with torch.no_grad():
         program = torch.export.export(model, inputs, dynamic_shapes=shapes)
         torch.export.save(program, out / "model.pt2")
@@ -51,6 +53,7 @@ def save_checkpoint(out: str | Path, model: ChunkPolicy, train_info: dict) -> Pa
             model, inputs, str(out / "model.onnx"), dynamo=False, input_names=INPUT_NAMES,
             output_names=["actions"], dynamic_axes={n: {0: "batch"} for n in [*INPUT_NAMES, "actions"]},
         )
+    torch.backends.mha.set_fastpath_enabled(fastpath)
     (out / "train.json").write_text(json.dumps(train_info, indent=2))
     return out
 

@@ -132,6 +132,8 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
             history.append((step, loss.item()))
             if on_step:
                 on_step(step, loss.item(), done)
+    if history[-1][0] != step:
+        history.append((step, loss.item()))
     model.eval()
     val_loss = None
     if val is not None:
