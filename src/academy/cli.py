@@ -16,10 +16,11 @@ STAGES = """
 \b
 Flywheel stages (see docs/architecture.md for what is built):
 
-  ground    built    MuJoCo workcell, tasks, experts, reality robots  (academy run, tasks, expert)
+\b
+  ground    built    MuJoCo workcell, tasks, experts, reality robots (academy tasks, expert)
   watch     planned  robot demonstrations from human video
-  data     built    episode store in LeRobot's v3.0 layout   (academy collect, data)
-  learn     built    one policy for every skill                (academy learn, eval)
+  data      built    episode store in LeRobot's v3.0 layout (academy collect, data)
+  learn     built    one policy for every skill (academy learn, eval)
   practice  planned  RL in simulation with randomization and curriculum
   dream     planned  world model and imagined training
   exam      planned  regression suite and safety gate
