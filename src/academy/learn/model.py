@@ -99,9 +99,11 @@ class ChunkPolicy(nn.Module):
             n_tokens = len(OBS_KEYS) + 3
             self.token_pos = nn.Parameter(torch.zeros(n_tokens, d))
             self.queries = nn.Parameter(torch.randn(K, d) * 0.02)
+            layer = nn.TransformerEncoderLayer(d, cfg.heads, 4 * d, cfg.dropout, batch_first=True, norm_first=True)
+            encoder = nn.TransformerEncoder(layer, cfg.layers, norm=nn.LayerNorm(d), enable_nested_tensor=False)
             self.transformer = nn.Transformer(
                 d_model=d, nhead=cfg.heads, num_encoder_layers=cfg.layers, num_decoder_layers=cfg.layers,
-                dim_feedforward=4 * d, dropout=cfg.dropout, batch_first=True, norm_first=True,
+                dim_feedforward=4 * d, dropout=cfg.dropout, batch_first=True, norm_first=True, custom_encoder=encoder,
             )
             self.head = nn.Linear(d, A)
         else:
