@@ -116,8 +116,9 @@ def collect(
     from academy.data.collect import collect as record
     from academy.sim.tasks import TaskError, make_task
 
+    knobs = _parse_difficulty(difficulty)
     try:
-        make_task(task, **_parse_difficulty(difficulty))
+        make_task(task, **knobs)
     except (TaskError, ValueError) as e:
         raise typer.BadParameter(str(e)) from None
     wins = 0
@@ -129,7 +130,7 @@ def collect(
             wins += success
             progress.advance(bar)
 
-        ds = record(task, episodes, out, seed, _parse_difficulty(difficulty), reality, workers, done, noise)
+        ds = record(task, episodes, out, seed, knobs, reality, workers, done, noise)
     console.print(f"{ds}: {wins}/{episodes} new episodes succeeded")
 
 

@@ -36,10 +36,8 @@ def image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
     frames = np.asarray(frames)
     step = max(1, max(frames.shape[1:3]) // 150)
     sample = frames[::4, ::step, ::step].reshape(-1, 3) / 255.0
-    s = feature_stats(sample)
-    return {k: (v if k == "count" else v.reshape(3, 1, 1)) for k, v in s.items()} | {
-        "count": np.array([len(frames[::4])])
-    }
+    s = {k: v.reshape(3, 1, 1) for k, v in feature_stats(sample).items() if k != "count"}
+    return s | {"count": np.array([len(frames[::4])])}
 
 
 def aggregate(stats_list: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

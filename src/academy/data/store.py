@@ -443,8 +443,8 @@ class EpisodeWriter:
         ep_table = pa.Table.from_pylist([_plain(r) for r in rows])
         _atomic_write_bytes(ds.root / L.EPISODES_PATH.format(chunk_index=chunk, file_index=file),
                             lambda p: pq.write_table(ep_table, p, compression="snappy"))
-        # committed: refresh the in-memory view and the summary files
-        ds.episodes = ds._load_episodes()
+        # committed: add the new rows to the in-memory view, then rewrite the summary files
+        ds.episodes = pd.concat([ds.episodes, ep_table.to_pandas()], ignore_index=True) if ds.num_episodes else ep_table.to_pandas()
         ds._write_summary()
         self._buffer = []
         self._file_number += 1

@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-OBS_KEYS = ("observation.state", "observation.environment_state", "observation.goal")
-ACTION_KEY = "action"
+from academy.data.collect import ACTION_KEY, ENV_KEY, GOAL_KEY, STATE_KEY
+
+OBS_KEYS = (STATE_KEY, ENV_KEY, GOAL_KEY)
 INSTRUCTION_DIM = 64  # width of the instruction-text embedding slot (filled by the command stage)
 
 

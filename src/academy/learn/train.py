@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +148,3 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
     save_checkpoint(out, model, info)
     return info
 
-
-def load_train_info(checkpoint: str | Path) -> dict:
-    return json.loads((Path(checkpoint) / "train.json").read_text())

@@ -12,7 +12,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from academy.sim import robot
-from academy.sim.env import WorkcellEnv
+from academy.sim.env import CONTROL_DT, WorkcellEnv
 from academy.sim.experts import make_expert
 from academy.sim.reality import RealityRobot
 
@@ -66,7 +66,7 @@ def rollout(env, agent: Agent, seed: int, record: bool = False, video: bool = Fa
         if terminated or truncated:
             result.success = bool(info["success"])
             break
-    result.seconds = result.steps * 0.05
+    result.seconds = result.steps * CONTROL_DT
     return result
 
 
