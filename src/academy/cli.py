@@ -101,6 +101,18 @@ def expert(
         console.print(f"video: {write_mp4(video, results[0].frames)}")
 
 
+def _task_knobs(task: str, difficulty: list[str]) -> dict:
+    """The difficulty knobs given as knob=value, checked against the task (bad ones: a usage error)."""
+    from academy.sim.tasks import TaskError, make_task
+
+    knobs = _parse_difficulty(difficulty)
+    try:
+        make_task(task, **knobs)
+    except (TaskError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from None
+    return knobs
+
+
 @app.command()
 def collect(
     task: str = typer.Option(..., help="task name (see `academy tasks`)"),
@@ -114,13 +126,8 @@ def collect(
 ) -> None:
     """Record expert episodes into a LeRobot v3.0 dataset."""
     from academy.data.collect import collect as record
-    from academy.sim.tasks import TaskError, make_task
 
-    knobs = _parse_difficulty(difficulty)
-    try:
-        make_task(task, **knobs)
-    except (TaskError, ValueError) as e:
-        raise typer.BadParameter(str(e)) from None
+    knobs = _task_knobs(task, difficulty)
     wins = 0
     with _progress() as progress:
         bar = progress.add_task(f"collect {task}", total=episodes)
@@ -132,6 +139,63 @@ def collect(
 
         ds = record(task, episodes, out, seed, knobs, reality, workers, done, noise)
     console.print(f"{ds}: {wins}/{episodes} new episodes succeeded")
+
+
+@app.command("record-human")
+def record_human(
+    task: str = typer.Option(..., help="task name (see `academy tasks`)"),
+    episodes: int = typer.Option(10, min=1, help="episodes to perform"),
+    out: Path = typer.Option(Path("academy-data/human"), help="folder for the recordings"),
+    seed: int = typer.Option(0, help="scene seed of the first episode"),
+    per_recording: int = typer.Option(5, min=1, help="episodes per continuous recording (one person each)"),
+    person: int = typer.Option(0, help="seed of the first recording's person (body size, habits)"),
+    difficulty: list[str] = typer.Option([], "--difficulty", "-d", help="knob=value, repeatable"),
+    workers: int = typer.Option(2, min=1, help="rendering processes"),
+) -> None:
+    """Render a person doing a task, filmed by the five-camera helmet rig (mp4 + calibration + head poses)."""
+    from academy.human.record import record_many
+
+    knobs = _task_knobs(task, difficulty)
+    n_rec = -(-episodes // per_recording)
+    with _progress() as progress:
+        bar = progress.add_task(f"record-human {task}", total=n_rec)
+        paths = record_many(out, task, episodes, seed, per_recording, person, knobs or None, workers,
+                            lambda _p: progress.advance(bar))
+    for p in paths:
+        console.print(f"recording: {p}")
+
+
+@app.command()
+def watch(
+    videos: Path = typer.Argument(..., help="a recording folder, or a folder of recordings"),
+    out: Path = typer.Option(Path("academy-data/datasets/watched"), help="dataset folder (appended to if it exists)"),
+    report: Optional[Path] = typer.Option(None, help="write the per-episode report as JSON here"),
+) -> None:
+    """Turn recordings of people into robot demonstrations (keypoints, retargeting, replay)."""
+    from academy.watch.pipeline import find_recordings, watch as run_watch
+    from academy.watch.rig import RecordingError
+
+    try:
+        n = len(find_recordings(videos))
+    except RecordingError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    with _progress() as progress:
+        bar = progress.add_task("watch", total=n)
+        result = run_watch(videos, out, on_recording=lambda _p: progress.advance(bar))
+    table = Table("recording", "episode", "scene seed", "outcome", "reason")
+    for e in result.episodes:
+        table.add_row(Path(e.recording).name, str(e.index), str(e.seed), e.outcome, e.reason)
+    console.print(table)
+    for rec, why in result.recordings_skipped.items():
+        console.print(f"[yellow]skipped {rec}: {why}[/yellow]")
+    ok = sum(e.outcome == "success" for e in result.episodes)
+    console.print(f"{ok} of {len(result.episodes)} episodes became demos in {out}; "
+                  f"{result.video_seconds:.0f} s of video in {result.wall_seconds:.0f} s "
+                  f"({result.video_seconds / max(result.wall_seconds, 1e-9):.2f}x real time)")
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result.to_dict(), indent=2))
 
 
 data_app = typer.Typer(help="Inspect, check and combine datasets.", no_args_is_help=True, add_completion=False)
@@ -228,6 +292,7 @@ def learn(
     hidden: int = typer.Option(512, min=8, help="network width"),
     outcome: str = typer.Option("success", help="learn from episodes with this outcome ('any' for all)"),
     noise: float = typer.Option(0.05, min=0.0, help="input noise while training, in units of each feature's std"),
+    hand_inputs: bool = typer.Option(False, help="give the network hand-relative inputs (forward kinematics)"),
     seed: int = typer.Option(0),
 ) -> None:
     """Train one policy for every task of a dataset (behaviour cloning of action chunks)."""
@@ -235,7 +300,7 @@ def learn(
     from academy.learn.train import TrainConfig, train
 
     cfg = TrainConfig(arch=arch, chunk=chunk, hidden=hidden, max_minutes=minutes, max_steps=steps, seed=seed,
-                      obs_noise=noise)
+                      obs_noise=noise, hand_inputs=hand_inputs)
     try:
         with _progress() as progress:
             bar = progress.add_task("learn", total=100)

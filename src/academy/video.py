@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import av
 import numpy as np
@@ -84,10 +84,12 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: int = 20) -> 
     return writer.close()
 
 
-def read_frames(path: str | Path, start: float = 0.0, stop: float | None = None) -> np.ndarray:
-    """Decode the frames whose timestamps lie in [start, stop) as (N, H, W, 3) uint8."""
+def iter_frames(path: str | Path, start: float = 0.0, stop: float | None = None) -> Iterator[np.ndarray]:
+    """Decode, one by one, the frames whose timestamps lie in [start, stop), as (H, W, 3) uint8.
+
+    A file that is missing, not a video, or cut short raises ValueError naming it.
+    """
     path = Path(path)
-    out = []
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -101,9 +103,14 @@ def read_frames(path: str | Path, start: float = 0.0, stop: float | None = None)
                     continue
                 if stop is not None and t >= stop - eps:
                     break
-                out.append(frame.to_ndarray(format="rgb24"))
-    except (av.error.InvalidDataError, av.error.FileNotFoundError, IndexError) as e:
+                yield frame.to_ndarray(format="rgb24")
+    except (av.error.InvalidDataError, av.error.FileNotFoundError, av.error.EOFError, IndexError) as e:
         raise ValueError(f"{path}: not a readable video ({e})") from e
+
+
+def read_frames(path: str | Path, start: float = 0.0, stop: float | None = None) -> np.ndarray:
+    """Decode the frames whose timestamps lie in [start, stop) as (N, H, W, 3) uint8."""
+    out = list(iter_frames(path, start, stop))
     if not out:
         raise ValueError(f"{path}: no frames between {start:.3f} s and {stop} s")
     return np.stack(out)

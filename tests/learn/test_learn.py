@@ -127,3 +127,39 @@ def test_transformer_body_trains_and_exports(demos, tmp_path):
     obs, _ = WorkcellEnv("handover").reset(0)
     assert policy.act(env_obs_batch([obs])).shape == (1, 28)
     assert (tmp_path / "tf" / "model.onnx").exists() and (tmp_path / "tf" / "model.pt2").exists()
+
+
+def test_hand_kinematics_match_mujoco():
+    import mujoco
+
+    from academy.learn.kinematics import HandFK
+    from academy.sim import robot
+    from academy.sim.world import Workcell, load_model
+
+    m = load_model()
+    d, w = mujoco.MjData(m), Workcell(m)
+    fk = HandFK(HandFK.specs(m))
+    q = np.random.default_rng(0).uniform(*w.joint_range.T, (8, 28))
+    pos, rot = fk(torch.tensor(q, dtype=torch.float32))
+    for i in range(len(q)):
+        d.qpos[w.robot_qpos_adr] = q[i]
+        mujoco.mj_kinematics(m, d)
+        for s, side in enumerate(robot.SIDES):
+            site = w.grasp_site[side]
+            assert np.abs(d.site_xpos[site] - pos[i, s].numpy()).max() < 1e-5
+            assert np.abs(d.site_xmat[site].reshape(3, 3) - rot[i, s].numpy()).max() < 1e-5
+
+
+def test_hand_inputs_train_reload_and_export(demos, tmp_path):
+    cfg = TrainConfig(max_steps=30, max_minutes=2, batch_size=32, hidden=32, layers=1, threads=1, hand_inputs=True)
+    train(demos, tmp_path / "fk", cfg)
+    policy = Policy.load(tmp_path / "fk")
+    obs, _ = WorkcellEnv("handover").reset(0)
+    batch = env_obs_batch([obs])
+    chunk = policy.predict_chunk(batch)
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "fk" / "model.onnx"))
+    inputs = [t.numpy() for t in policy._inputs(batch)]
+    out = sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), inputs)})[0]
+    assert np.abs(out - chunk).max() < 1e-3

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig
+from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig, placeholder_stats
 
 INPUT_NAMES = ["state", "env", "goal", "task", "instruction", "previous_action"]
 
@@ -39,6 +39,8 @@ def save_checkpoint(out: str | Path, model: ChunkPolicy, train_info: dict) -> Pa
     stats = {k: {"mean": n.mean.tolist(), "std": n.std.tolist()} for k, n in model.norm.items()}
     stats["action"] = {"mean": model.action_norm.mean.tolist(), "std": model.action_norm.std.tolist()}
     stats["delta"] = {"mean": model.delta_norm.mean.tolist(), "std": model.delta_norm.std.tolist()}
+    if model.fk is not None:
+        stats["geometry"] = {"mean": model.geometry_norm.mean.tolist(), "std": model.geometry_norm.std.tolist()}
     (out / "stats.json").write_text(json.dumps(stats))
     torch.save(model.state_dict(), out / "weights.pt")
     inputs = example_inputs(cfg)
@@ -65,10 +67,7 @@ def load_model(path: str | Path) -> ChunkPolicy:
             raise FileNotFoundError(f"{path} is not a policy checkpoint: {name} missing")
     cfg = PolicyConfig(**json.loads((path / "config.json").read_text()))
     state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
-    placeholder = {k: {"mean": torch.zeros(d), "std": torch.ones(d)} for k, d in cfg.obs_dims.items()}
-    placeholder["action"] = {"mean": torch.zeros(cfg.action_dim), "std": torch.ones(cfg.action_dim)}
-    placeholder["delta"] = {"mean": torch.zeros(cfg.chunk, cfg.action_dim), "std": torch.ones(cfg.chunk, cfg.action_dim)}
-    model = ChunkPolicy(cfg, placeholder)
+    model = ChunkPolicy(cfg, placeholder_stats(cfg))
     model.load_state_dict(state)
     model.eval()
     return model

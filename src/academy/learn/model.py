@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from academy.data.collect import ACTION_KEY, ENV_KEY, GOAL_KEY, STATE_KEY
+from academy.learn.kinematics import HandFK
 
 OBS_KEYS = (STATE_KEY, ENV_KEY, GOAL_KEY)
 INSTRUCTION_DIM = 64  # width of the instruction-text embedding slot (filled by the command stage)
@@ -42,10 +43,26 @@ class PolicyConfig:
     dropout: float = 0.0
     state_dims: int = 28  # leading entries of observation.state the network sees (joint positions only)
     fps: int = 20
+    kinematics: list | None = None  # the hands' FK chains (kinematics.chain_spec): adds hand-relative inputs
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def geometry_dim(cfg: PolicyConfig) -> int:
+    """Width of the hand-relative inputs (``ChunkPolicy.geometry``); 0 without kinematics."""
+    if not cfg.kinematics:
+        return 0
+    n_obj = cfg.obs_dims[ENV_KEY] // 7
+    return 2 * (2 * 3 + 2 * 6 + 2 * 3 * n_obj) + 2 * 2
+
+
+def placeholder_stats(cfg: PolicyConfig) -> dict[str, dict[str, torch.Tensor]]:
+    """Stats of the right shapes (zeros, ones), to build a module before loading its weights."""
+    shapes = {**{k: (d,) for k, d in cfg.obs_dims.items()}, "action": (cfg.action_dim,),
+              "delta": (cfg.chunk, cfg.action_dim), "geometry": (geometry_dim(cfg),)}
+    return {k: {"mean": torch.zeros(s), "std": torch.ones(s)} for k, s in shapes.items()}
 
 
 class Normalizer(nn.Module):
@@ -83,7 +100,10 @@ class ChunkPolicy(nn.Module):
         self.delta_norm = Normalizer(stats["delta"]["mean"], stats["delta"]["std"])
         self.task_embedding = nn.Embedding(len(cfg.tasks), cfg.task_dim)
         self.dims = {k: (cfg.state_dims if k == OBS_KEYS[0] else cfg.obs_dims[k]) for k in OBS_KEYS}
-        in_dim = sum(self.dims.values()) + cfg.action_dim + cfg.task_dim + INSTRUCTION_DIM
+        self.fk = HandFK(cfg.kinematics) if cfg.kinematics else None
+        if self.fk is not None:
+            self.geometry_norm = Normalizer(stats["geometry"]["mean"], stats["geometry"]["std"])
+        in_dim = sum(self.dims.values()) + self.geometry_dim + cfg.action_dim + cfg.task_dim + INSTRUCTION_DIM
         A, K, H = cfg.action_dim, cfg.chunk, cfg.hidden
         if cfg.arch == "mlp":
             self.body = nn.Sequential(
@@ -96,8 +116,9 @@ class ChunkPolicy(nn.Module):
                 **{k.replace(".", "_"): nn.Linear(self.dims[k], d) for k in OBS_KEYS},
                 "task": nn.Linear(cfg.task_dim, d), "instruction": nn.Linear(INSTRUCTION_DIM, d),
                 "previous_action": nn.Linear(cfg.action_dim, d),
+                **({"geometry": nn.Linear(self.geometry_dim, d)} if self.fk is not None else {}),
             })
-            n_tokens = len(OBS_KEYS) + 3
+            n_tokens = len(OBS_KEYS) + 3 + (self.fk is not None)
             self.token_pos = nn.Parameter(torch.zeros(n_tokens, d))
             self.queries = nn.Parameter(torch.randn(K, d) * 0.02)
             layer = nn.TransformerEncoderLayer(d, cfg.heads, 4 * d, cfg.dropout, batch_first=True, norm_first=True)
@@ -110,10 +131,37 @@ class ChunkPolicy(nn.Module):
         else:
             raise ValueError(f"unknown policy architecture '{cfg.arch}': choose mlp or transformer")
 
+    @property
+    def geometry_dim(self) -> int:
+        return geometry_dim(self.cfg)
+
+    def set_geometry_stats(self, geometry: torch.Tensor) -> None:
+        """Normalise the hand-relative inputs by their mean and std over ``geometry`` (N, dim)."""
+        self.geometry_norm.mean.copy_(geometry.mean(0))
+        self.geometry_norm.std.copy_(geometry.std(0).clamp_min(1e-2))
+
+    def geometry(self, state, env, goal, previous_action) -> torch.Tensor:
+        """Hand-relative inputs (B, geometry_dim), raw: for the measured hands (from the joint
+        positions) and the commanded ones (from the previous action): each hand's grasp-site
+        position and the x and z axes of its frame, every object's position minus each hand's;
+        then the goal's first two entries (a target's x, y in place_part and handover) minus
+        each commanded hand's x, y."""
+        B = state.shape[0]
+        objects = env.view(B, -1, 7)[:, None, :, :3]  # (B, 1, n_obj, 3)
+        parts = []
+        for q in (state[:, : self.cfg.action_dim], previous_action):
+            pos, rot = self.fk(q)  # (B, 2, 3), (B, 2, 3, 3)
+            parts += [pos.reshape(B, -1), rot[..., 0].reshape(B, -1), rot[..., 2].reshape(B, -1),
+                      (objects - pos[:, :, None, :]).reshape(B, -1)]
+        parts.append((goal[:, None, :2] - pos[:, :, :2]).reshape(B, -1))
+        return torch.cat(parts, dim=-1)
+
     def forward_normalized(self, state, env, goal, task, instruction, previous_action) -> torch.Tensor:
         """Normalised offsets (B, K, A) of the next K actions from ``previous_action``."""
         xs = [self.norm["observation_state"](state)[:, : self.cfg.state_dims],
               self.norm["observation_environment_state"](env), self.norm["observation_goal"](goal)]
+        if self.fk is not None:
+            xs.append(self.geometry_norm(self.geometry(state, env, goal, previous_action)))
         prev = self.action_norm(previous_action)
         t = self.task_embedding(task)
         B = state.shape[0]
@@ -123,6 +171,7 @@ class ChunkPolicy(nn.Module):
             self.in_proj["observation_state"](xs[0]), self.in_proj["observation_environment_state"](xs[1]),
             self.in_proj["observation_goal"](xs[2]), self.in_proj["previous_action"](prev),
             self.in_proj["task"](t), self.in_proj["instruction"](instruction),
+            *([self.in_proj["geometry"](xs[3])] if self.fk is not None else []),
         ], dim=1) + self.token_pos
         out = self.transformer(tokens, self.queries.expand(B, -1, -1))
         return self.head(out)

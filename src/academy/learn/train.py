@@ -12,8 +12,10 @@ import torch
 
 from academy.data import Dataset
 from academy.learn.checkpoint import save_checkpoint
-from academy.learn.model import ACTION_KEY, INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig
+from academy.learn.kinematics import HandFK
+from academy.learn.model import ACTION_KEY, INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig, placeholder_stats
 from academy.sim.tasks import REGISTRY
+from academy.sim.world import load_model
 
 
 @dataclass
@@ -31,6 +33,7 @@ class TrainConfig:
     val_fraction: float = 0.05
     seed: int = 0
     threads: int = 2
+    hand_inputs: bool = False  # hand-relative inputs through the arm's forward kinematics (measured worse: docs/learn.md)
 
 
 class Frames:
@@ -71,10 +74,11 @@ class Frames:
         return {"mean": delta.mean(0), "std": delta.std(0).clamp_min(1e-4)}
 
 
-def _stats_tensors(ds: Dataset, frames: "Frames", chunk: int) -> dict:
-    stats = {k: {s: torch.as_tensor(np.asarray(ds.stats[k][s]), dtype=torch.float32) for s in ("mean", "std")}
-             for k in (*OBS_KEYS, ACTION_KEY)}
-    stats["delta"] = frames.delta_stats(chunk)
+def _stats_tensors(ds: Dataset, frames: "Frames", cfg: PolicyConfig) -> dict:
+    stats = placeholder_stats(cfg)  # geometry's are set from the frames once the module exists
+    stats.update({k: {s: torch.as_tensor(np.asarray(ds.stats[k][s]), dtype=torch.float32) for s in ("mean", "std")}
+                  for k in (*OBS_KEYS, ACTION_KEY)})
+    stats["delta"] = frames.delta_stats(cfg.chunk)
     return stats
 
 
@@ -98,8 +102,13 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         obs_dims={k: int(ds.features[k]["shape"][0]) for k in OBS_KEYS},
         action_dim=int(ds.features[ACTION_KEY]["shape"][0]), tasks=all_tasks, arch=cfg.arch, chunk=cfg.chunk,
         hidden=cfg.hidden, layers=cfg.layers, fps=ds.fps,
+        kinematics=HandFK.specs(load_model()) if cfg.hand_inputs else None,
     )
-    model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, cfg.chunk))
+    model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, pcfg))
+    if model.fk is not None:
+        with torch.no_grad():
+            model.set_geometry_stats(model.geometry(frames.x[OBS_KEYS[0]], frames.x[OBS_KEYS[1]],
+                                                    frames.x[OBS_KEYS[2]], frames.prev))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     zeros = torch.zeros(cfg.batch_size, INSTRUCTION_DIM)
     t0, step, history = time.time(), 0, []

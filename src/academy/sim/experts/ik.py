@@ -13,7 +13,6 @@ import mujoco
 import numpy as np
 
 from academy.sim import robot
-from academy.sim.world import Workcell
 
 ROT_ERROR_METRES = 0.05  # 1 rad of hand tilt counts as 50 mm of position error
 
@@ -24,26 +23,35 @@ def yaw_down_quat(yaw: float) -> np.ndarray:
 
 
 class ArmIK:
-    """Solves for the seven arm joints of one side that put its grasp site at a pose."""
+    """Solves for the seven arm joints of one side that put its grasp site at a pose.
+
+    By default the arm is the robot's; ``joints`` (the full joint vector's names, in order),
+    ``arm`` (the arm's joint names) and ``site`` name another body's arm (the human
+    demonstrator's uses the same solver).
+    """
 
     def __init__(
         self,
         model: mujoco.MjModel,
         side: str,
         rest: np.ndarray | None = None,
+        joints: tuple[str, ...] = robot.JOINTS,
+        arm: tuple[str, ...] | None = None,
+        site: str | None = None,
     ):
         self.model = model
         self.data = mujoco.MjData(model)
-        self.world = Workcell(model)
-        idx = [robot.JOINTS.index(j) for j in robot.arm_joints(side)]
-        self.index = np.array(idx)  # positions of this arm's joints in the action vector
-        self.qpos_adr = self.world.robot_qpos_adr[self.index]
-        self.dof_adr = self.world.robot_dof_adr[self.index]
-        lo, hi = self.world.joint_range[self.index].T
+        arm = robot.arm_joints(side) if arm is None else arm
+        jid = np.array([model.joint(name).id for name in joints])
+        self.index = np.array([joints.index(j) for j in arm])  # positions of this arm's joints in the joint vector
+        self.all_qpos_adr = model.jnt_qposadr[jid]
+        self.qpos_adr = self.all_qpos_adr[self.index]
+        self.dof_adr = model.jnt_dofadr[jid][self.index]
+        lo, hi = model.jnt_range[jid][self.index].T
         margin = 0.02  # stay off the hard stops
         self.lo, self.hi = lo + margin, hi - margin
-        self.site = self.world.grasp_site[side]
-        n = len(idx)
+        self.site = model.site(robot.GRASP_SITE[side] if site is None else site).id
+        n = len(arm)
         self.rest = np.zeros(n) if rest is None else np.asarray(rest, float)
         if self.rest.shape != (n,):
             raise ValueError(f"rest posture for {side} arm needs {n} values, got {self.rest.shape}")
@@ -53,8 +61,8 @@ class ArmIK:
         self._err_r = np.zeros(3)
 
     def site_pose(self, robot_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Grasp-site position and quaternion for a full robot joint vector (28,)."""
-        self.data.qpos[self.world.robot_qpos_adr] = robot_q
+        """Grasp-site position and quaternion for a full joint vector (the robot's: (28,))."""
+        self.data.qpos[self.all_qpos_adr] = robot_q
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mju_mat2Quat(self._quat, self.data.site_xmat[self.site])
         return self.data.site_xpos[self.site].copy(), self._quat.copy()
@@ -81,7 +89,7 @@ class ArmIK:
         m, d = self.model, self.data
         for _ in range(iterations):
             q_all[self.index] = q
-            d.qpos[self.world.robot_qpos_adr] = q_all
+            d.qpos[self.all_qpos_adr] = q_all
             mujoco.mj_kinematics(m, d)
             mujoco.mj_comPos(m, d)
             err_p = target_pos - d.site_xpos[self.site]
@@ -99,7 +107,7 @@ class ArmIK:
             dq += null @ (posture_gain * (self.rest - q))
             q = np.clip(q + dq, self.lo, self.hi)
         q_all[self.index] = q
-        d.qpos[self.world.robot_qpos_adr] = q_all
+        d.qpos[self.all_qpos_adr] = q_all
         mujoco.mj_kinematics(m, d)
         mujoco.mju_mat2Quat(self._quat, d.site_xmat[self.site])
         mujoco.mju_subQuat(self._err_r, target_quat, self._quat)

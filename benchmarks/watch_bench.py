@@ -1,0 +1,69 @@
+"""Watch: keypoint error (MPJPE), replay success of watched demos per task, and speed.
+
+    python benchmarks/watch_bench.py --episodes 10        # per task; renders what is missing first
+
+Recordings are rendered once into --videos (reused when present); the watch pipeline then runs
+on them from scratch. Writes benchmarks/results/watch.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from academy.human.record import record_many  # noqa: E402
+from academy.watch.pipeline import watch  # noqa: E402
+
+TASKS = ("sort_cells", "place_part", "handover")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--episodes", type=int, default=10, help="episodes per task")
+    ap.add_argument("--per-recording", type=int, default=5)
+    ap.add_argument("--videos", default="academy-data/bench/human")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="benchmarks/results/watch.json")
+    args = ap.parse_args()
+    results = {"episodes_per_task": args.episodes, "tasks": {}}
+    for i, task in enumerate(TASKS):
+        folder = Path(args.videos) / task
+        t0 = time.time()
+        if not folder.exists() or len(list(folder.glob("*/calibration.json"))) * args.per_recording < args.episodes:
+            shutil.rmtree(folder, ignore_errors=True)
+            record_many(folder, task, args.episodes, first_seed=1000, per_recording=args.per_recording,
+                        first_person=100 * i, workers=args.workers)
+        render_s = time.time() - t0
+        ds = Path(args.videos) / f"watched-{task}"
+        shutil.rmtree(ds, ignore_errors=True)
+        report = watch(folder, ds)
+        outcomes = [e.outcome for e in report.episodes]
+        errs = list(report.keypoint_error_mm.values())
+        results["tasks"][task] = {
+            "episodes_listed": args.episodes,
+            "replay_success": outcomes.count("success") / args.episodes,
+            "outcomes": {o: outcomes.count(o) for o in set(outcomes)},
+            "skipped_reasons": sorted({e.reason for e in report.episodes if e.outcome != "success"}),
+            "recordings_skipped": report.recordings_skipped,
+            "mpjpe_mm_median": float(np.median([e["median"] for e in errs])) if errs else None,
+            "mpjpe_mm_p90": float(np.median([e["p90"] for e in errs])) if errs else None,
+            "keypoint_coverage": float(np.mean([e["coverage"] for e in errs])) if errs else None,
+            "video_seconds": report.video_seconds, "watch_wall_seconds": report.wall_seconds,
+            "video_seconds_per_wall_second": report.video_seconds / max(report.wall_seconds, 1e-9),
+            "render_wall_seconds": render_s,
+        }
+        print(task, json.dumps(results["tasks"][task], indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

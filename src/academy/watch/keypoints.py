@@ -1,0 +1,184 @@
+"""Keypoints of a recording in the world frame: detect per camera, triangulate, smooth.
+
+Reads only the recording's videos, ``calibration.json`` and ``head_poses.csv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from academy.human.body import MARKER_HUES, MARKER_SITES, SIDES
+from academy.video import iter_frames
+from academy.watch.detect import Candidates, LandmarkDetector, MarkerDetector
+from academy.watch.rig import RecordingError, Rig
+from academy.watch.triangulate import reject_jumps, smooth, triangulate_all
+
+# where each hand is expected when nothing recent says otherwise (the person's right is -y)
+HAND_PRIOR = {"right": np.array([0.3, -0.25, 1.0]), "left": np.array([0.3, 0.25, 1.0])}
+RECENT = 15  # frames: how long a last-seen position counts when telling the hands apart
+
+
+@dataclass
+class Keypoints:
+    names: tuple[str, ...]
+    raw: np.ndarray  # (T, K, 3) triangulated, NaN where fewer than two views agreed
+    points: np.ndarray  # (T, K, 3) jumps dropped, hidden markers placed from their hand, gaps filled, smoothed
+    views: np.ndarray  # (T, K) cameras that agreed
+    rms_px: np.ndarray  # (T, K) reprojection error of the agreeing views
+    fps: float
+
+
+def default_detector() -> MarkerDetector:
+    """The marker-glove detector for Academy's gloves: one colour per place on the hand."""
+    return MarkerDetector({m: MARKER_HUES[m] for m in MARKER_SITES}, max_candidates=4)
+
+
+class HandAssigner:
+    """Tells the two gloves apart: each colour gives up to two points a frame, and each goes to
+    the hand whose same marker (else any marker) was last seen nearest, or by side of the body."""
+
+    def __init__(self, roles: tuple[str, ...]):
+        self.roles = roles
+        self.last: dict[tuple[str, str], tuple[int, np.ndarray]] = {}
+
+    def _reference(self, side: str, role: str, t: int) -> np.ndarray:
+        seen = self.last.get((side, role))
+        if seen and t - seen[0] <= RECENT:
+            return seen[1]
+        recent = [x for (s, _), (f, x) in self.last.items() if s == side and t - f <= RECENT]
+        return np.mean(recent, axis=0) if recent else HAND_PRIOR[side]
+
+    def __call__(self, t: int, role: str, points: list[np.ndarray]) -> dict[str, np.ndarray]:
+        refs = {side: self._reference(side, role, t) for side in SIDES}
+        out: dict[str, np.ndarray] = {}
+        if len(points) >= 2:
+            a, b = points[:2]
+            keep = (np.linalg.norm(a - refs[SIDES[0]]) + np.linalg.norm(b - refs[SIDES[1]])
+                    <= np.linalg.norm(b - refs[SIDES[0]]) + np.linalg.norm(a - refs[SIDES[1]]))
+            out = dict(zip(SIDES, (a, b) if keep else (b, a)))
+        elif points:
+            side = min(SIDES, key=lambda s: np.linalg.norm(points[0] - refs[s]))
+            if np.linalg.norm(points[0] - refs[side]) < 0.15:
+                out[side] = points[0]
+        for side, x in out.items():
+            self.last[(side, role)] = (t, x)
+        return out
+
+
+def detect_camera(video: Path, rig: Rig, cam_index: int, detector: LandmarkDetector,
+                  on_frame: Callable[[], None] | None = None) -> list[Candidates]:
+    cam = rig.cameras[cam_index]
+    out = []
+    for frame in iter_frames(video):
+        if frame.shape[:2] != (cam.height, cam.width):
+            raise RecordingError(f"{video}: frames are {frame.shape[1]}x{frame.shape[0]}, calibration.json says "
+                                 f"camera '{cam.name}' is {cam.width}x{cam.height}")
+        c = detector(frame)
+        if np.any(cam.dist):  # real lenses: undistort the pixel positions before triangulation
+            for k, uv in c.uv.items():
+                if len(uv):
+                    c.uv[k] = cv2.undistortPoints(uv.reshape(-1, 1, 2), cam.K, cam.dist, P=cam.K).reshape(-1, 2)
+        out.append(c)
+        if on_frame:
+            on_frame()
+    return out
+
+
+def recording_keypoints(folder: str | Path, detector: LandmarkDetector | None = None,
+                        on_frame: Callable[[], None] | None = None, threshold_px: float = 4.0) -> Keypoints:
+    """World-frame keypoints for every frame of a recording folder."""
+    folder = Path(folder)
+    rig = Rig.load(folder)
+    detector = detector or default_detector()
+    per_cam = []
+    for i, cam in enumerate(rig.cameras):
+        video = folder / "videos" / f"{cam.name}.mp4"
+        if not video.exists():
+            raise RecordingError(f"{video}: missing (calibration.json names camera '{cam.name}')")
+        try:
+            dets = detect_camera(video, rig, i, detector, on_frame)
+        except ValueError as e:
+            raise RecordingError(str(e)) from None
+        if len(dets) != rig.n_frames:
+            raise RecordingError(f"{video}: {len(dets)} frames, head_poses.csv has {rig.n_frames}: "
+                                 f"the video is cut short or belongs to another recording")
+        per_cam.append(dets)
+    roles = tuple(detector.names)
+    names = tuple(f"{side}_{role}" for side in SIDES for role in roles)
+    T, K = rig.n_frames, len(names)
+    raw = np.full((T, K, 3), np.nan)
+    views = np.zeros((T, K), int)
+    rms = np.full((T, K), np.nan)
+    assign = HandAssigner(roles)
+    for t in range(T):
+        P = [rig.projection(cam, t) for cam in rig.cameras]
+        for role in roles:
+            found = triangulate_all(P, [d[t].uv[role] for d in per_cam], [d[t].weight[role] for d in per_cam],
+                                    threshold_px, max_points=2)
+            stats = {id(X): (n, r) for X, n, r in found}
+            for side, X in assign(t, role, [X for X, _, _ in found]).items():
+                k = names.index(f"{side}_{role}")
+                raw[t, k] = X
+                views[t, k], rms[t, k] = stats[id(X)]
+    gated = np.stack([reject_jumps(raw[:, k]) for k in range(K)], axis=1)
+    filled = fill_from_hand(gated, names, rig.fps)
+    points = np.stack([smooth(filled[:, k]) for k in range(K)], axis=1)
+    return Keypoints(names, raw, points, views, rms, rig.fps)
+
+
+# which marker of the same hand stands in for a hidden one, best first
+STAND_INS = {"wrist": ("knuckle", "thumb_tip"), "knuckle": ("wrist", "index_tip"),
+             "thumb_tip": ("knuckle", "index_tip"), "index_tip": ("knuckle", "thumb_tip")}
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking direction a to direction b."""
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    v, c = np.cross(a, b), float(np.dot(a, b))
+    if c < -0.999:
+        return np.eye(3)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1 + c)
+
+
+def fill_from_hand(points: np.ndarray, names: tuple[str, ...], fps: float, max_gap_s: float = 3.0) -> np.ndarray:
+    """Hidden markers placed from a visible marker of the same hand: the offset between the two
+    in the nearest frame (within ``max_gap_s``) where both were seen, turned by how the hand's
+    wrist-to-knuckle direction turned since. A hand is not rigid (the thumb moves), so this is
+    for short occlusions; longer ones stay NaN."""
+    out = np.array(points, float)
+    ok = np.all(np.isfinite(points), axis=-1)
+    reach = int(round(max_gap_s * fps))
+    for side in SIDES:
+        col = {r: names.index(f"{side}_{r}") for r in MARKER_SITES if f"{side}_{r}" in names}
+        if len(col) < len(MARKER_SITES):
+            continue
+        w, kn = col["wrist"], col["knuckle"]
+        for role, k in col.items():
+            for t in np.flatnonzero(~ok[:, k]):
+                for ref in STAND_INS[role]:
+                    j = col[ref]
+                    if not ok[t, j]:
+                        continue
+                    both = np.flatnonzero(ok[:, k] & ok[:, j])
+                    both = both[np.abs(both - t) <= reach]
+                    if not len(both):
+                        continue
+                    t0 = both[np.argmin(np.abs(both - t))]
+                    R = np.eye(3)
+                    if ok[t, w] and ok[t, kn] and ok[t0, w] and ok[t0, kn]:
+                        R = _rotation_between(points[t0, kn] - points[t0, w], points[t, kn] - points[t, w])
+                    out[t, k] = points[t, j] + R @ (points[t0, k] - points[t0, j])
+                    break
+    return out
+
+
+def mpjpe_mm(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per-point error (mm) where the prediction exists: flattened over frames and keypoints."""
+    err = np.linalg.norm(pred - truth, axis=-1) * 1000.0
+    return err[np.isfinite(err)]

@@ -1,0 +1,174 @@
+"""``academy watch``: recordings of people -> robot demonstrations in the episode store.
+
+For each recording folder (videos, calibration.json, head_poses.csv, scene.json):
+keypoints (detect, triangulate, smooth) -> episodes (active stretches) -> hand tracks and
+grasps -> robot joint actions (retarget, IK) -> replay in the nominal simulation from the
+episode's scene -> the demos that succeed go to the dataset with source "human-video".
+
+The scene's starting object positions come from the scene description (scene.json names each
+episode's scene seed, as a lab's log of how the bench was laid out), not from the video.
+Where a recording carries ground truth (rendered ones do), the keypoint error against it is
+reported; nothing else reads it. A recording that cannot be read is skipped with its reason; an episode that cannot be used
+(too few keypoints, no match in scene.json, replay fails) is skipped with its reason. Nothing
+is written for it: never a silently wrong demo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from academy.data import Dataset
+from academy.data.collect import FPS as ROBOT_FPS
+from academy.data.collect import episode_frames, workcell_features
+from academy.data.store import EpisodeMeta
+from academy.sim.rollout_expert import rollout
+from academy.sim.env import WorkcellEnv
+from academy.sim.tasks import make_task
+from academy.watch.keypoints import Keypoints, mpjpe_mm, recording_keypoints
+from academy.watch.retarget import Retargeter, hand_tracks
+from academy.watch.rig import RecordingError, read_json
+from academy.watch.segment import active_spans
+
+MIN_COVERAGE = 0.8  # share of an episode's frames in which every keypoint was triangulated
+MAX_IK_ERROR = 0.01  # m: a retargeted pose the robot cannot reach this closely is not a demo
+
+
+@dataclass
+class EpisodeReport:
+    recording: str
+    index: int
+    seed: int | None
+    frames: tuple[int, int]
+    outcome: str  # "success", "failure" (replayed, did not succeed) or "skipped"
+    reason: str = ""
+
+
+@dataclass
+class WatchReport:
+    episodes: list[EpisodeReport] = field(default_factory=list)
+    recordings_skipped: dict[str, str] = field(default_factory=dict)
+    keypoint_error_mm: dict[str, dict] = field(default_factory=dict)  # per recording, where ground truth exists
+    video_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"episodes": [e.__dict__ for e in self.episodes], "recordings_skipped": self.recordings_skipped,
+                "keypoint_error_mm": self.keypoint_error_mm, "video_seconds": self.video_seconds,
+                "wall_seconds": self.wall_seconds}
+
+
+class ReplayAgent:
+    """Plays a fixed action sequence, then holds the last action."""
+
+    def __init__(self, actions: np.ndarray):
+        self.actions, self.t = actions, 0
+
+    def reset(self, obs) -> None:
+        self.t = 0
+
+    def act(self, obs) -> np.ndarray:
+        a = self.actions[min(self.t, len(self.actions) - 1)]
+        self.t += 1
+        return a
+
+
+def find_recordings(path: str | Path) -> list[Path]:
+    """A recording folder, or every recording folder directly inside ``path``."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RecordingError(f"{path}: not a folder")
+    if (path / "calibration.json").exists():
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.is_dir() and (p / "calibration.json").exists())
+    if not found:
+        raise RecordingError(f"{path}: no recordings (folders with calibration.json) in it")
+    return found
+
+
+def read_scene(folder: Path) -> dict:
+    p = folder / "scene.json"
+    scene = read_json(p, "the scene description names the task and each episode's scene seed")
+    for k in ("task", "episodes"):
+        if k not in scene:
+            raise RecordingError(f"{p}: field '{k}' missing")
+    make_task(scene["task"])  # raises on an unknown task
+    return scene
+
+
+def episode_actions(kp: Keypoints, span: tuple[int, int], retargeter: Retargeter) -> tuple[np.ndarray, str]:
+    """Robot actions for one span of keypoints, or (empty, reason) when they cannot be trusted."""
+    a, b = span
+    pts = kp.points[a:b]
+    ok = np.all(np.isfinite(pts), axis=(1, 2))
+    if ok.mean() < MIN_COVERAGE:
+        return np.zeros((0,)), f"keypoints in only {ok.mean():.0%} of frames (a hand out of view?)"
+    # short holes at the span's ends: hold the nearest valid frame
+    idx = np.flatnonzero(ok)
+    nearest = idx[np.clip(np.searchsorted(idx, np.arange(len(pts))), 0, len(idx) - 1)]
+    pts = np.where(ok[:, None, None], pts, pts[nearest])
+    tracks = hand_tracks(pts, kp.names)
+    actions, err = retargeter(tracks, kp.fps)
+    if np.percentile(err, 95) > MAX_IK_ERROR:
+        return np.zeros((0,)), f"robot cannot follow the hands (IK error p95 {1000 * np.percentile(err, 95):.0f} mm)"
+    return actions, ""
+
+
+def watch(path: str | Path, out: str | Path, on_recording: Callable[[str], None] | None = None,
+          keep_failures: bool = False) -> WatchReport:
+    """Process every recording under ``path``; append successful demos to the dataset ``out``."""
+    import time
+
+    t0 = time.time()
+    report = WatchReport()
+    out = Path(out)
+    ds = Dataset(out) if (out / "meta/info.json").exists() else Dataset.create(out, ROBOT_FPS, workcell_features())
+    retargeter = Retargeter()
+    with ds.writer(flush_every=10) as writer:
+        for folder in find_recordings(path):
+            _watch_recording(folder, writer, retargeter, report, keep_failures)
+            if on_recording:
+                on_recording(str(folder))
+    report.wall_seconds = time.time() - t0
+    return report
+
+
+def _watch_recording(folder: Path, writer, retargeter: Retargeter, report: WatchReport, keep_failures: bool) -> None:
+    try:
+        scene = read_scene(folder)
+        kp = recording_keypoints(folder)
+    except (RecordingError, ValueError) as e:
+        report.recordings_skipped[str(folder)] = str(e)
+        return
+    report.video_seconds += len(kp.points) / kp.fps
+    truth = folder / "ground_truth.npz"
+    if truth.exists():  # scoring only: nothing below depends on it
+        err = mpjpe_mm(kp.points, np.load(truth)["keypoints"])
+        report.keypoint_error_mm[str(folder)] = {
+            "median": float(np.median(err)), "p90": float(np.percentile(err, 90)), "mean": float(err.mean()),
+            "coverage": float(np.isfinite(kp.points).all(-1).mean())}
+    spans = active_spans(kp.points, kp.fps)
+    listed = scene["episodes"]
+    if len(spans) != len(listed):
+        report.recordings_skipped[str(folder)] = (
+            f"found {len(spans)} episodes in the video, scene.json lists {len(listed)}: cannot tell which scene is which")
+        return
+    task = scene["task"]
+    env = WorkcellEnv(task, scene.get("difficulty") or None)
+    sentence = make_task(task).description
+    for i, (span, ep) in enumerate(zip(spans, listed)):
+        seed = int(ep["seed"])
+        actions, reason = episode_actions(kp, span, retargeter)
+        if reason:
+            report.episodes.append(EpisodeReport(str(folder), i, seed, span, "skipped", reason))
+            continue
+        result = rollout(env, ReplayAgent(actions), seed, record=True)
+        outcome = "success" if result.success else "failure"
+        report.episodes.append(EpisodeReport(str(folder), i, seed, span, outcome,
+                                             "" if result.success else "replay did not complete the task"))
+        if result.success or keep_failures:
+            meta = EpisodeMeta(task=task, source="human-video", outcome=outcome, seed=seed)
+            writer.add_episode(episode_frames(result), meta, sentence)

@@ -1,0 +1,63 @@
+"""academy watch on real (small) recordings, and what it does with bad ones."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from academy.watch.keypoints import Keypoints, mpjpe_mm, recording_keypoints
+from academy.watch.pipeline import episode_actions, watch
+from academy.watch.retarget import Retargeter
+from academy.watch.rig import RecordingError, Rig
+
+
+def test_keypoints_of_a_real_recording_are_millimetre_accurate(small_recording):
+    kp = recording_keypoints(small_recording)
+    gt = np.load(small_recording / "ground_truth.npz")["keypoints"]
+    err = mpjpe_mm(kp.points, gt)
+    assert np.isfinite(kp.points).mean() > 0.9
+    assert np.median(err) < 10.0, np.median(err)
+
+
+def _copy(rec, tmp_path, name="rec"):
+    dst = tmp_path / name
+    shutil.copytree(rec, dst)
+    return dst
+
+
+def test_truncated_video_skips_the_recording_with_its_reason(small_recording, tmp_path):
+    rec = _copy(small_recording, tmp_path)
+    video = rec / "videos" / "front_left.mp4"
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
+    report = watch(rec, tmp_path / "ds")
+    (why,) = report.recordings_skipped.values()
+    assert "front_left.mp4" in why
+    assert report.episodes == []
+
+
+def test_missing_camera_and_mismatched_calibration_are_named(small_recording, tmp_path):
+    rec = _copy(small_recording, tmp_path, "a")
+    (rec / "videos" / "chin.mp4").unlink()
+    with pytest.raises(RecordingError, match="chin.mp4: missing"):
+        recording_keypoints(rec)
+    rec = _copy(small_recording, tmp_path, "b")
+    cal = json.loads((rec / "calibration.json").read_text())
+    cal["cameras"][1]["width"] = 640
+    (rec / "calibration.json").write_text(json.dumps(cal))
+    with pytest.raises(RecordingError, match="calibration.json says camera 'front_right' is 640x300"):
+        recording_keypoints(rec)
+    rec = _copy(small_recording, tmp_path, "c")
+    (rec / "head_poses.csv").write_text("frame,time,x,y\n0,0,1,2\n")
+    with pytest.raises(RecordingError, match="head_poses.csv: header must name"):
+        Rig.load(rec)
+
+
+def test_person_out_of_view_skips_the_episode():
+    T = 90
+    names = tuple(f"{s}_{m}" for s in ("right", "left") for m in ("wrist", "knuckle", "thumb_tip", "index_tip"))
+    pts = np.full((T, 8, 3), 0.3)
+    pts[30:, :4] = np.nan  # the right hand leaves the cameras' view
+    kp = Keypoints(names, pts, pts, np.zeros((T, 8), int), np.zeros((T, 8)), 30.0)
+    actions, reason = episode_actions(kp, (0, T), Retargeter())
+    assert len(actions) == 0 and "keypoints in only 33% of frames" in reason
