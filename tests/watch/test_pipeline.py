@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from academy.watch.keypoints import Keypoints, mpjpe_mm, recording_keypoints
-from academy.watch.pipeline import episode_actions, watch
-from academy.watch.retarget import Retargeter
+from academy.watch.pipeline import episode_plans, watch
 from academy.watch.rig import RecordingError, Rig
 
 
@@ -58,6 +57,6 @@ def test_person_out_of_view_skips_the_episode():
     names = tuple(f"{s}_{m}" for s in ("right", "left") for m in ("wrist", "knuckle", "thumb_tip", "index_tip"))
     pts = np.full((T, 8, 3), 0.3)
     pts[30:, :4] = np.nan  # the right hand leaves the cameras' view
-    kp = Keypoints(names, pts, pts, np.zeros((T, 8), int), np.zeros((T, 8)), 30.0)
-    actions, reason = episode_actions(kp, (0, T), Retargeter())
-    assert len(actions) == 0 and "keypoints in only 33% of frames" in reason
+    kp = Keypoints(names, pts, pts, np.isfinite(pts).all(-1), np.zeros((T, 8), int), np.zeros((T, 8)), 30.0)
+    plans, reason = episode_plans(kp, (0, T))
+    assert plans == {} and "keypoints in only 33% of frames" in reason

@@ -109,7 +109,7 @@ def _v(*xs: float) -> str:
 def _hand_xml(side: str, p: Person) -> str:
     """Palm and five fingers, hand frame at the wrist, fingers down (-z), pinch along y."""
     k = p.hand / 0.18
-    palm_len, finger, thumb = 0.095 * k, 0.085 * k, 0.065 * k
+    palm_len, finger, thumb = 0.095 * k, 0.085 * k, 0.075 * k
     fingers = []
     for i, (name, x) in enumerate([("index", 0.027), ("middle", 0.009), ("ring", -0.009), ("pinky", -0.026)]):
         length = finger * (1.0, 1.08, 1.0, 0.8)[i]
@@ -137,24 +137,25 @@ def _hand_xml(side: str, p: Person) -> str:
           {m_xml}
           <site name="h_{side}_pinch" pos="{_v(0.025 * k, -0.006, -palm_len - 0.055 * k)}" size="0.004"/>
           {"".join(fingers)}
-          <body name="h_{side}_thumb" pos="{_v(0.022 * k, -0.030 * k, -0.045 * k)}">
+          <body name="h_{side}_thumb" pos="{_v(0.022 * k, -0.030 * k, -palm_len + 0.005)}">
             <joint name="h_{side}_thumb" axis="1 0 0" range="-0.4 1.4"/>
-            <geom type="capsule" fromto="0 0 0 {_v(0, -0.012 * k, -thumb)}" size="{0.010 * k:.4g}"/>
-            <site name="h_{side}_thumb_tip" pos="{_v(0, -0.012 * k, -thumb)}" size="0.004"/>
-            <geom name="m_{side}_thumb_tip" type="sphere" size="{MARKER_RADIUS}" pos="{_v(0.011, -0.012 * k, -thumb + 0.004)}"
+            <geom type="capsule" fromto="0 0 0 {_v(0, 0, -thumb)}" size="{0.010 * k:.4g}"/>
+            <site name="h_{side}_thumb_tip" pos="{_v(0, 0, -thumb)}" size="0.004"/>
+            <geom name="m_{side}_thumb_tip" type="sphere" size="{MARKER_RADIUS}" pos="{_v(0.008, -0.011, -0.75 * thumb)}"
                   material="m_thumb_tip" class="marker"/>
-            <site name="k_{side}_thumb_tip" pos="{_v(0.011, -0.012 * k, -thumb + 0.004)}" size="0.002"/>
+            <site name="k_{side}_thumb_tip" pos="{_v(0.008, -0.011, -0.75 * thumb)}" size="0.002"/>
           </body>
         </body>"""
 
 
 def _index_tip_marker(xml: str, side: str, p: Person) -> str:
-    """Put the index-tip marker on the index finger's outer face (the side away from the thumb)."""
+    """Put the index-tip marker on the index finger's outer side (away from the thumb, so a held
+    object does not hide it), three quarters of the way to the tip."""
     k = p.hand / 0.18
     length = 0.085 * k
     tag = f'<site name="h_{side}_index_tip"'
-    marker = (f'<geom name="m_{side}_index_tip" type="sphere" size="{MARKER_RADIUS}" pos="{_v(0.010, 0, -length + 0.004)}" '
-              f'material="m_index_tip" class="marker"/><site name="k_{side}_index_tip" pos="{_v(0.010, 0, -length + 0.004)}" size="0.002"/>')
+    marker = (f'<geom name="m_{side}_index_tip" type="sphere" size="{MARKER_RADIUS}" pos="{_v(0.008, 0.011, -0.75 * length)}" '
+              f'material="m_index_tip" class="marker"/><site name="k_{side}_index_tip" pos="{_v(0.008, 0.011, -0.75 * length)}" size="0.002"/>')
     return xml.replace(tag, marker + tag, 1)
 
 

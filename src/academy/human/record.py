@@ -91,7 +91,7 @@ class Poser:
         """Thumb-to-index gap (m) against finger flexion (rad), from the person's own hand."""
         m, d = self.model, self.data
         tips = [m.site(f"h_right_{t}").id for t in ("thumb_tip", "index_tip")]
-        angles = np.linspace(-0.4, 1.3, 60)
+        angles = np.linspace(-0.4, 0.5, 60)  # the branch where the tips close on each other
         gaps = []
         for a in angles:
             q = self.q.copy()
@@ -101,8 +101,9 @@ class Poser:
             mujoco.mj_kinematics(m, d)
             gaps.append(np.linalg.norm(d.site_xpos[tips[0]] - d.site_xpos[tips[1]]))
         gaps = np.array(gaps)
-        order = np.argsort(gaps)
-        return gaps[order], angles[order]
+        stop = int(np.argmin(gaps)) + 1  # past the closest point the tips would cross
+        order = np.argsort(gaps[:stop])
+        return gaps[:stop][order], angles[:stop][order]
 
     @staticmethod
     def _hand_quat(yaw: float, tilt: float) -> np.ndarray:

@@ -28,6 +28,7 @@ class Keypoints:
     names: tuple[str, ...]
     raw: np.ndarray  # (T, K, 3) triangulated, NaN where fewer than two views agreed
     points: np.ndarray  # (T, K, 3) jumps dropped, hidden markers placed from their hand, gaps filled, smoothed
+    observed: np.ndarray  # (T, K) triangulated and kept (not placed from the hand or filled in)
     views: np.ndarray  # (T, K) cameras that agreed
     rms_px: np.ndarray  # (T, K) reprojection error of the agreeing views
     fps: float
@@ -39,8 +40,12 @@ def default_detector() -> MarkerDetector:
 
 
 class HandAssigner:
-    """Tells the two gloves apart: each colour gives up to two points a frame, and each goes to
-    the hand whose same marker (else any marker) was last seen nearest, or by side of the body."""
+    """Tells the two gloves apart: each colour gives up to two points a frame. The knuckles
+    (the markers seen best) go to the hand whose knuckle was last seen nearest, or by side of
+    the body; every other marker then goes to the hand whose knuckle it is nearest, since a
+    hand's markers stay within a hand's length of each other while two hands can cross."""
+
+    ANCHOR = "knuckle"
 
     def __init__(self, roles: tuple[str, ...]):
         self.roles = roles
@@ -53,19 +58,31 @@ class HandAssigner:
         recent = [x for (s, _), (f, x) in self.last.items() if s == side and t - f <= RECENT]
         return np.mean(recent, axis=0) if recent else HAND_PRIOR[side]
 
-    def __call__(self, t: int, role: str, points: list[np.ndarray]) -> dict[str, np.ndarray]:
-        refs = {side: self._reference(side, role, t) for side in SIDES}
-        out: dict[str, np.ndarray] = {}
+    @staticmethod
+    def _match(points: list[np.ndarray], refs: dict[str, np.ndarray], max_dist: float) -> dict[str, np.ndarray]:
         if len(points) >= 2:
             a, b = points[:2]
-            keep = (np.linalg.norm(a - refs[SIDES[0]]) + np.linalg.norm(b - refs[SIDES[1]])
-                    <= np.linalg.norm(b - refs[SIDES[0]]) + np.linalg.norm(a - refs[SIDES[1]]))
-            out = dict(zip(SIDES, (a, b) if keep else (b, a)))
-        elif points:
+            r, l = refs[SIDES[0]], refs[SIDES[1]]
+            keep = np.linalg.norm(a - r) + np.linalg.norm(b - l) <= np.linalg.norm(b - r) + np.linalg.norm(a - l)
+            return dict(zip(SIDES, (a, b) if keep else (b, a)))
+        if points:
             side = min(SIDES, key=lambda s: np.linalg.norm(points[0] - refs[s]))
-            if np.linalg.norm(points[0] - refs[side]) < 0.15:
-                out[side] = points[0]
-        for side, x in out.items():
+            if np.linalg.norm(points[0] - refs[side]) < max_dist:
+                return {side: points[0]}
+        return {}
+
+    def __call__(self, t: int, found: dict[str, list[np.ndarray]]) -> dict[tuple[str, str], np.ndarray]:
+        out = {}
+        anchors = self._match(found.get(self.ANCHOR, []), {s: self._reference(s, self.ANCHOR, t) for s in SIDES}, 0.15)
+        for side, x in anchors.items():
+            out[(side, self.ANCHOR)] = x
+        for role in self.roles:
+            if role == self.ANCHOR:
+                continue
+            refs = {s: anchors[s] if s in anchors else self._reference(s, role, t) for s in SIDES}
+            for side, x in self._match(found.get(role, []), refs, 0.15).items():
+                out[(side, role)] = x
+        for (side, role), x in out.items():
             self.last[(side, role)] = (t, x)
         return out
 
@@ -117,18 +134,20 @@ def recording_keypoints(folder: str | Path, detector: LandmarkDetector | None = 
     assign = HandAssigner(roles)
     for t in range(T):
         P = [rig.projection(cam, t) for cam in rig.cameras]
+        found, stats = {}, {}
         for role in roles:
-            found = triangulate_all(P, [d[t].uv[role] for d in per_cam], [d[t].weight[role] for d in per_cam],
-                                    threshold_px, max_points=2)
-            stats = {id(X): (n, r) for X, n, r in found}
-            for side, X in assign(t, role, [X for X, _, _ in found]).items():
-                k = names.index(f"{side}_{role}")
-                raw[t, k] = X
-                views[t, k], rms[t, k] = stats[id(X)]
+            pts = triangulate_all(P, [d[t].uv[role] for d in per_cam], [d[t].weight[role] for d in per_cam],
+                                  threshold_px, max_points=2)
+            found[role] = [X for X, _, _ in pts]
+            stats.update({id(X): (n, r) for X, n, r in pts})
+        for (side, role), X in assign(t, found).items():
+            k = names.index(f"{side}_{role}")
+            raw[t, k] = X
+            views[t, k], rms[t, k] = stats[id(X)]
     gated = np.stack([reject_jumps(raw[:, k]) for k in range(K)], axis=1)
     filled = fill_from_hand(gated, names, rig.fps)
     points = np.stack([smooth(filled[:, k]) for k in range(K)], axis=1)
-    return Keypoints(names, raw, points, views, rms, rig.fps)
+    return Keypoints(names, raw, points, np.isfinite(gated).all(-1), views, rms, rig.fps)
 
 
 # which marker of the same hand stands in for a hidden one, best first

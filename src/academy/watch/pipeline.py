@@ -29,7 +29,7 @@ from academy.sim.rollout_expert import rollout
 from academy.sim.env import WorkcellEnv
 from academy.sim.tasks import make_task
 from academy.watch.keypoints import Keypoints, mpjpe_mm, recording_keypoints
-from academy.watch.retarget import Retargeter, hand_tracks
+from academy.watch.retarget import HandPlan, ObjectCentricReplay, hand_tracks, plan_hands
 from academy.watch.rig import RecordingError, read_json
 from academy.watch.segment import active_spans
 
@@ -61,21 +61,6 @@ class WatchReport:
                 "wall_seconds": self.wall_seconds}
 
 
-class ReplayAgent:
-    """Plays a fixed action sequence, then holds the last action."""
-
-    def __init__(self, actions: np.ndarray):
-        self.actions, self.t = actions, 0
-
-    def reset(self, obs) -> None:
-        self.t = 0
-
-    def act(self, obs) -> np.ndarray:
-        a = self.actions[min(self.t, len(self.actions) - 1)]
-        self.t += 1
-        return a
-
-
 def find_recordings(path: str | Path) -> list[Path]:
     """A recording folder, or every recording folder directly inside ``path``."""
     path = Path(path)
@@ -99,22 +84,17 @@ def read_scene(folder: Path) -> dict:
     return scene
 
 
-def episode_actions(kp: Keypoints, span: tuple[int, int], retargeter: Retargeter) -> tuple[np.ndarray, str]:
-    """Robot actions for one span of keypoints, or (empty, reason) when they cannot be trusted."""
+def episode_plans(kp: Keypoints, span: tuple[int, int]) -> tuple[dict[str, HandPlan], str]:
+    """Robot hand plans for one span of keypoints, or ({}, reason) when they cannot be trusted."""
     a, b = span
     pts = kp.points[a:b]
     ok = np.all(np.isfinite(pts), axis=(1, 2))
     if ok.mean() < MIN_COVERAGE:
-        return np.zeros((0,)), f"keypoints in only {ok.mean():.0%} of frames (a hand out of view?)"
-    # short holes at the span's ends: hold the nearest valid frame
-    idx = np.flatnonzero(ok)
+        return {}, f"keypoints in only {ok.mean():.0%} of frames (a hand out of view?)"
+    idx = np.flatnonzero(ok)  # short holes at the span's ends: hold the nearest complete frame
     nearest = idx[np.clip(np.searchsorted(idx, np.arange(len(pts))), 0, len(idx) - 1)]
     pts = np.where(ok[:, None, None], pts, pts[nearest])
-    tracks = hand_tracks(pts, kp.names)
-    actions, err = retargeter(tracks, kp.fps)
-    if np.percentile(err, 95) > MAX_IK_ERROR:
-        return np.zeros((0,)), f"robot cannot follow the hands (IK error p95 {1000 * np.percentile(err, 95):.0f} mm)"
-    return actions, ""
+    return plan_hands(hand_tracks(pts, kp.names, kp.observed[a:b], kp.fps), kp.fps), ""
 
 
 def watch(path: str | Path, out: str | Path, on_recording: Callable[[str], None] | None = None,
@@ -126,17 +106,16 @@ def watch(path: str | Path, out: str | Path, on_recording: Callable[[str], None]
     report = WatchReport()
     out = Path(out)
     ds = Dataset(out) if (out / "meta/info.json").exists() else Dataset.create(out, ROBOT_FPS, workcell_features())
-    retargeter = Retargeter()
     with ds.writer(flush_every=10) as writer:
         for folder in find_recordings(path):
-            _watch_recording(folder, writer, retargeter, report, keep_failures)
+            _watch_recording(folder, writer, report, keep_failures)
             if on_recording:
                 on_recording(str(folder))
     report.wall_seconds = time.time() - t0
     return report
 
 
-def _watch_recording(folder: Path, writer, retargeter: Retargeter, report: WatchReport, keep_failures: bool) -> None:
+def _watch_recording(folder: Path, writer, report: WatchReport, keep_failures: bool) -> None:
     try:
         scene = read_scene(folder)
         kp = recording_keypoints(folder)
@@ -161,14 +140,18 @@ def _watch_recording(folder: Path, writer, retargeter: Retargeter, report: Watch
     sentence = make_task(task).description
     for i, (span, ep) in enumerate(zip(spans, listed)):
         seed = int(ep["seed"])
-        actions, reason = episode_actions(kp, span, retargeter)
+        plans, reason = episode_plans(kp, span)
         if reason:
             report.episodes.append(EpisodeReport(str(folder), i, seed, span, "skipped", reason))
             continue
-        result = rollout(env, ReplayAgent(actions), seed, record=True)
+        agent = ObjectCentricReplay(plans)
+        result = rollout(env, agent, seed, record=True)
         outcome = "success" if result.success else "failure"
-        report.episodes.append(EpisodeReport(str(folder), i, seed, span, outcome,
-                                             "" if result.success else "replay did not complete the task"))
+        if not result.success:
+            ik = np.percentile(np.array(agent.errors), 95) if agent.errors else 0.0
+            reason = (f"the robot could not follow the hands (IK error p95 {1000 * ik:.0f} mm)" if ik > MAX_IK_ERROR
+                      else "replay did not complete the task")
+        report.episodes.append(EpisodeReport(str(folder), i, seed, span, outcome, reason))
         if result.success or keep_failures:
             meta = EpisodeMeta(task=task, source="human-video", outcome=outcome, seed=seed)
             writer.add_episode(episode_frames(result), meta, sentence)

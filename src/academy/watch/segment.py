@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def active_spans(points: np.ndarray, fps: float, speed: float = 0.04, min_gap_s: float = 1.7,
-                 min_len_s: float = 1.5, pad_s: float = 0.3) -> list[tuple[int, int]]:
-    """[start, stop) frame spans in which some keypoint moves faster than ``speed`` (m/s).
+def active_spans(points: np.ndarray, fps: float, speed: float = 0.05, min_gap_s: float = 1.7,
+                 min_len_s: float = 1.5, pad_s: float = 0.3, hands: int = 2) -> list[tuple[int, int]]:
+    """[start, stop) frame spans in which a hand moves faster than ``speed`` (m/s).
+
+    ``points`` (T, K, 3) holds ``hands`` equal groups of keypoints, one group per hand; a
+    hand's speed is its keypoints' mean's, over 0.3 s, which keeps triangulation jitter (a few
+    mm a frame) from looking like motion.
 
     Pauses shorter than ``min_gap_s`` stay inside an episode (a person hesitates, or rests a
     hand between cells); stretches shorter than ``min_len_s`` are dropped (a fidget, a scratch).
@@ -16,10 +20,12 @@ def active_spans(points: np.ndarray, fps: float, speed: float = 0.04, min_gap_s:
     T = len(points)
     if T < 2:
         return []
-    v = np.linalg.norm(np.diff(points, axis=0), axis=-1) * fps  # (T-1, K)
-    v = np.where(np.isfinite(v), v, 0.0).max(axis=1)
-    k = max(1, int(round(0.2 * fps)))
-    v = np.convolve(v, np.ones(k) / k, mode="same")  # 0.2 s moving average
+    T, K = points.shape[:2]
+    centres = np.nanmean(points.reshape(T, hands, K // hands, 3), axis=2)  # (T, hands, 3)
+    k = max(1, int(round(0.3 * fps)))
+    lag = np.linalg.norm(centres[k:] - centres[:-k], axis=-1) * fps / k  # (T-k, hands): speed over 0.3 s
+    v = np.where(np.isfinite(lag), lag, 0.0).max(axis=1)
+    v = np.r_[np.full(k // 2, v[0] if len(v) else 0.0), v, np.full(k - k // 2 - 1, v[-1] if len(v) else 0.0)]
     moving = np.r_[v > speed, False]
     edges = np.flatnonzero(np.diff(np.r_[0, moving.astype(int), 0]))
     spans = [[a, b] for a, b in zip(edges[::2], edges[1::2])]
