@@ -126,7 +126,10 @@ def recording_keypoints(folder: str | Path, detector: LandmarkDetector | None = 
                                  f"the video is cut short or belongs to another recording")
         per_cam.append(dets)
     roles = tuple(detector.names)
-    names = tuple(f"{side}_{role}" for side in SIDES for role in roles)
+    # a detector that already tells the hands apart (a learned landmarker) names keypoints per
+    # hand; the glove detector names places on a hand, and the hands are told apart here
+    per_hand = all(r.split("_", 1)[0] in SIDES for r in roles)
+    names = roles if per_hand else tuple(f"{side}_{role}" for side in SIDES for role in roles)
     T, K = rig.n_frames, len(names)
     raw = np.full((T, K, 3), np.nan)
     views = np.zeros((T, K), int)
@@ -134,6 +137,13 @@ def recording_keypoints(folder: str | Path, detector: LandmarkDetector | None = 
     assign = HandAssigner(roles)
     for t in range(T):
         P = [rig.projection(cam, t) for cam in rig.cameras]
+        if per_hand:
+            for k, name in enumerate(names):
+                pts = triangulate_all(P, [d[t].uv[name] for d in per_cam], [d[t].weight[name] for d in per_cam],
+                                      threshold_px, max_points=1)
+                if pts:
+                    raw[t, k], views[t, k], rms[t, k] = pts[0]
+            continue
         found, stats = {}, {}
         for role in roles:
             pts = triangulate_all(P, [d[t].uv[role] for d in per_cam], [d[t].weight[role] for d in per_cam],
