@@ -21,7 +21,8 @@ a joint-speed cap, the yaw or its half-turn twin, whichever the arm reaches) and
 corrections from what the robot itself observes, as a person's demonstration is meant: over
 the last ``approach_s`` before each grasp the hand's x, y blend onto the object nearest the
 person's grasp point; while it holds an object the hand moves so that the object (where the
-robot measures it in its hand) follows the path the person's hand gave it.
+robot measures it in its hand) follows the path the person's hand gave it; and it lets go only
+once its arm has caught up with where the person let go (the plan's clock waits, up to 1 s).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ MIN_SITE_Z = BENCH_TOP_Z + 0.045  # the grasp site stays this high: pads 35 mm b
 MAX_JOINT_SPEED = 3.0  # rad/s
 FINGER_STEP = robot.FINGER_CLOSED / 6  # fingers shut or open over 0.3 s
 TRAVEL_LIFT = 0.04  # m of extra height while the hand moves sideways
+RELEASE_TOLERANCE = 0.015  # m: the arm must be this close to where the person let go (waiting up to 1 s)
 
 
 @dataclass
@@ -160,6 +162,7 @@ class ObjectCentricReplay:
         self.approach = int(round(approach_s / CONTROL_DT))
         self.settle = int(round(settle_s / CONTROL_DT))
         self.T = max(len(p.site) for p in plans.values())
+        self.max_wait = int(round(1.0 / CONTROL_DT))
         self.errors: list[np.ndarray] = []
 
     def reset(self, obs: dict) -> None:
@@ -169,6 +172,7 @@ class ObjectCentricReplay:
         self.closure = {side: 0.0 for side in SIDES}
         self.holding: dict[str, dict] = {}
         self.errors = []
+        self.waited = 0
 
     def _grasp_at(self, side: str, t: int) -> tuple[int, int] | None:
         for a, b in self.plans[side].grasps():
@@ -204,13 +208,23 @@ class ObjectCentricReplay:
     def act(self, obs: dict) -> np.ndarray:
         max_step = MAX_JOINT_SPEED * CONTROL_DT
         err = np.zeros(len(SIDES))
+        measured = np.asarray(obs["proprio"][: robot.N_ACTUATORS])
+        hold_clock = False
         for h, side in enumerate(SIDES):
             site, yaw, closed = self._target(side, obs)
+            plan, t = self.plans[side], min(self.t, len(self.plans[side].site) - 1)
+            releasing = closed and t + 1 < len(plan.closed) and not plan.closed[t + 1]
+            if releasing and self.waited < self.max_wait:
+                # let go only where the person did: wait while the arm catches up with the hand
+                lag = np.linalg.norm(self.ik[side].site_pose(measured)[0] - site)
+                hold_clock |= lag > RELEASE_TOLERANCE
             ik = self.ik[side]
             best = None
-            for flip in (self.flip[side], np.pi - self.flip[side]):  # yaw, or the same pinch turned half round
+            # yaw, or the same pinch turned half round; never turned round with something in hand
+            flips = (self.flip[side],) if self.closure[side] > 0 else (self.flip[side], np.pi - self.flip[side])
+            for flip in flips:
                 sol, e = ik.solve(self.q, site, yaw_down_quat(yaw + flip), iterations=10)
-                if best is None or e < best[1] - 0.002:
+                if best is None or e < best[1] - 0.005:
                     best = (sol, e, flip)
             sol, err[h], self.flip[side] = best
             prev = self.q[ik.index]
@@ -219,5 +233,9 @@ class ObjectCentricReplay:
             self.closure[side] += float(np.clip(target - self.closure[side], -FINGER_STEP, FINGER_STEP))
             self.q[self.fingers[side]] = self.closure[side]
         self.errors.append(err)
-        self.t += 1
+        if hold_clock:
+            self.waited += 1
+        else:
+            self.t += 1
+            self.waited = 0
         return self.q.copy()
