@@ -8,7 +8,7 @@ import pytest
 from academy.data import Dataset, DatasetError, EpisodeMeta, filter_dataset, merge
 from academy.data import layout as L
 
-from dshelp import FEATURES, random_episode, write_dataset
+from dshelp import FEATURES, random_episode
 
 
 def test_round_trip_preserves_every_value(small):

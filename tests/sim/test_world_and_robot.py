@@ -1,4 +1,3 @@
-import mujoco
 import numpy as np
 
 from academy.sim import robot

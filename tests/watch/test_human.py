@@ -63,8 +63,10 @@ def test_recording_layout_and_calibration_project_the_markers(small_recording):
     assert np.all(seen >= 2)
 
 
-def test_calibration_matches_the_renderer():
-    """A point on a camera's optical axis projects to the principal point; one to its right, right."""
+def test_calibration_is_in_the_opencv_convention():
+    """Square pixels, the principal point at the image centre in OpenCV's pixel-centre
+    convention, and camera rotations that are rotations (projection itself is checked on a
+    rendered recording above)."""
     model = body.scene_model(body.Person())
     cal = rig_calibration(model)
     for c in cal["cameras"]:

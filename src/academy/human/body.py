@@ -4,8 +4,8 @@ The person is a kinematic MuJoCo body (posed, not simulated: a demonstration is 
 controlled) built per person from ``Person``: stature, shoulder width, upper-arm, forearm and
 hand lengths differ from the robot's and from person to person. Each hand has five fingers
 (one flexion hinge each); thumb and index close along the hand's y axis, as the robot's
-fingers do. The glove carries four emissive markers per hand, each a colour of its own:
-wrist, index knuckle, thumb tip, index tip (``MARKERS``).
+fingers do. Each glove carries four emissive markers: wrist, index knuckle, thumb and index
+finger (``MARKERS``); a marker's colour names its place on the hand, the same on both gloves.
 
 The scene is the robot's workcell with the person added and the robot hidden (its geoms move
 to a group the recorder does not draw), so a task's seeded reset lays out the objects exactly

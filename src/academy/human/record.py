@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -54,14 +53,6 @@ def rig_calibration(model: mujoco.MjModel, image_size: tuple[int, int] = body.IM
         })
     return {"rig": "academy-helmet-5", "fps": FPS, "cameras": cams,
             "head_poses": "head_poses.csv: the rig frame's pose in the world (x, y, z, qw, qx, qy, qz) per frame"}
-
-
-@dataclass
-class Take:
-    seed: int
-    frames: list  # motion.Frame per video frame
-    start: int  # first frame of the episode in the recording
-    goal: dict
 
 
 class Poser:
@@ -163,8 +154,7 @@ class Poser:
         target = (self.busy[:, None] * frame.pinch).sum(0) / self.busy.sum()
         self.gaze = target if self.gaze is None else self.gaze + 0.12 * (target - self.gaze)
         m, d = self.model, self.data
-        d.qpos[self.qadr] = self.q
-        mujoco.mj_kinematics(m, d)
+        # self.data holds this frame's posture: _update_tip_offset has just run the kinematics
         head = m.body("h_head").id
         torso = m.body("h_torso").id
         rel = d.xmat[torso].reshape(3, 3).T @ (self.gaze - d.xpos[head])
@@ -234,8 +224,7 @@ def record(out: str | Path, task: str, seeds: list[int], person_seed: int = 0, d
         frames, goal = perform(task, seed, difficulty, model, rng)
         lead = idle(frames[0], rng.uniform(*IDLE_SECONDS), rng)
         frames = (lead + frames)[:max_frames]
-        start = n + len(lead)
-        spans.append((start, n + len(frames)))
+        spans.append((n + len(lead), n + len(frames)))
         takes.append({"seed": int(seed), "goal": goal})
         for f in frames:
             data.qpos[poser.qadr] = poser.pose(f)

@@ -14,7 +14,6 @@ hinge rotates about its axis through its anchor by (q - qpos0), then the site's 
 from __future__ import annotations
 
 import mujoco
-import numpy as np
 import torch
 from torch import nn
 

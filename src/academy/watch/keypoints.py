@@ -189,16 +189,15 @@ def fill_from_hand(points: np.ndarray, names: tuple[str, ...], fps: float, max_g
             continue
         w, kn = col["wrist"], col["knuckle"]
         for role, k in col.items():
+            seen_with = {ref: np.flatnonzero(ok[:, k] & ok[:, col[ref]]) for ref in STAND_INS[role]}
             for t in np.flatnonzero(~ok[:, k]):
                 for ref in STAND_INS[role]:
-                    j = col[ref]
-                    if not ok[t, j]:
-                        continue
-                    both = np.flatnonzero(ok[:, k] & ok[:, j])
-                    both = both[np.abs(both - t) <= reach]
-                    if not len(both):
+                    j, both = col[ref], seen_with[ref]
+                    if not ok[t, j] or not len(both):
                         continue
                     t0 = both[np.argmin(np.abs(both - t))]
+                    if abs(t0 - t) > reach:
+                        continue
                     R = np.eye(3)
                     if ok[t, w] and ok[t, kn] and ok[t0, w] and ok[t0, kn]:
                         R = _rotation_between(points[t0, kn] - points[t0, w], points[t, kn] - points[t, w])

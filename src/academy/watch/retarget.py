@@ -161,7 +161,7 @@ class ObjectCentricReplay:
                         for side in SIDES}
         self.approach = int(round(approach_s / CONTROL_DT))
         self.settle = int(round(settle_s / CONTROL_DT))
-        self.T = max(len(p.site) for p in plans.values())
+        self.spans = {side: plan.grasps() for side, plan in plans.items()}
         self.max_wait = int(round(1.0 / CONTROL_DT))
         self.errors: list[np.ndarray] = []
 
@@ -175,7 +175,7 @@ class ObjectCentricReplay:
         self.waited = 0
 
     def _grasp_at(self, side: str, t: int) -> tuple[int, int] | None:
-        for a, b in self.plans[side].grasps():
+        for a, b in self.spans[side]:
             if a - self.approach <= t < b:
                 return a, b
         return None

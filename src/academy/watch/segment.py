@@ -17,10 +17,9 @@ def active_spans(points: np.ndarray, fps: float, speed: float = 0.05, min_gap_s:
     hand between cells); stretches shorter than ``min_len_s`` are dropped (a fidget, a scratch).
     Each span is padded by ``pad_s`` on both sides, within the recording.
     """
-    T = len(points)
+    T, K = points.shape[:2]
     if T < 2:
         return []
-    T, K = points.shape[:2]
     centres = np.nanmean(points.reshape(T, hands, K // hands, 3), axis=2)  # (T, hands, 3)
     k = max(1, int(round(0.3 * fps)))
     lag = np.linalg.norm(centres[k:] - centres[:-k], axis=-1) * fps / k  # (T-k, hands): speed over 0.3 s
