@@ -292,7 +292,8 @@ def learn(
     hidden: int = typer.Option(512, min=8, help="network width"),
     outcome: str = typer.Option("success", help="learn from episodes with this outcome ('any' for all)"),
     noise: float = typer.Option(0.05, min=0.0, help="input noise while training, in units of each feature's std"),
-    hand_inputs: bool = typer.Option(False, help="give the network hand-relative inputs (forward kinematics)"),
+    prev_noise: Optional[float] = typer.Option(None, min=0.0, help="the same for the previous-action input (default: --noise)"),
+    actions: str = typer.Option("joints", help="the network's action space: joints, or hands (grasp-site poses solved by IK)"),
     seed: int = typer.Option(0),
 ) -> None:
     """Train one policy for every task of a dataset (behaviour cloning of action chunks)."""
@@ -300,7 +301,7 @@ def learn(
     from academy.learn.train import TrainConfig, train
 
     cfg = TrainConfig(arch=arch, chunk=chunk, hidden=hidden, max_minutes=minutes, max_steps=steps, seed=seed,
-                      obs_noise=noise, hand_inputs=hand_inputs)
+                      obs_noise=noise, prev_noise=prev_noise, actions=actions)
     try:
         with _progress() as progress:
             bar = progress.add_task("learn", total=100)

@@ -83,6 +83,9 @@ class Countdown(torch.nn.Module):
         self.calls += 1
         return torch.full((state.shape[0], self.cfg.chunk, self.cfg.action_dim), float(self.calls))
 
+    def encode_actions(self, joints):
+        return joints
+
 
 def test_temporal_ensembling_weights(checkpoint):
     out, _ = checkpoint
@@ -149,16 +152,59 @@ def test_hand_kinematics_match_mujoco():
             assert np.abs(d.site_xmat[site].reshape(3, 3) - rot[i, s].numpy()).max() < 1e-5
 
 
-def test_hand_inputs_train_reload_and_export(demos, tmp_path):
-    cfg = TrainConfig(max_steps=30, max_minutes=2, batch_size=32, hidden=32, layers=1, threads=1, hand_inputs=True)
-    train(demos, tmp_path / "fk", cfg)
-    policy = Policy.load(tmp_path / "fk")
+def test_hand_actions_round_trip_through_ik():
+    """Expert joint targets -> hand poses (FK) -> joints (IK from the last command): the hands land
+    where the expert's did, to a fraction of a millimetre."""
+    from academy.learn.actions import HandActions, HandSolver
+    from academy.learn.kinematics import HandFK
+    from academy.sim.experts import make_expert
+    from academy.sim.world import load_model
+
+    env = WorkcellEnv("sort_cells")
+    expert = make_expert("sort_cells")
+    obs, _ = env.reset(3)
+    expert.reset(obs)
+    targets = []
+    for _ in range(120):
+        targets.append(expert.act(obs))
+        obs, *_ = env.step(targets[-1])
+    q = torch.tensor(np.array(targets), dtype=torch.float32)
+    specs = HandFK.specs(load_model())
+    hands = HandActions(specs)(q).numpy()
+    assert hands.shape == (120, 32)
+    solver, fk = HandSolver(), HandFK(specs)
+    prev = np.asarray(env_obs_batch([env.reset(3)[0]])["observation.state"])[:, :28]
+    worst = 0.0
+    for t in range(len(hands)):
+        prev = solver(hands[t : t + 1], prev)
+        pos, _ = fk(torch.tensor(prev, dtype=torch.float32))
+        want, _ = fk(q[t : t + 1])
+        worst = max(worst, float((pos - want).norm(dim=-1).max()))
+    assert worst < 1e-3
+    # the non-arm joints (waist, neck, fingers) pass through unchanged
+    from academy.learn.actions import PASS_INDEX
+
+    assert np.allclose(prev[0, PASS_INDEX], q[-1, PASS_INDEX].numpy(), atol=1e-6)
+
+
+def test_hand_action_policy_trains_reloads_and_exports(demos, tmp_path):
+    cfg = TrainConfig(max_steps=30, max_minutes=2, batch_size=32, hidden=32, layers=1, threads=1, actions="hands")
+    train(demos, tmp_path / "hands", cfg)
+    policy = Policy.load(tmp_path / "hands")
     obs, _ = WorkcellEnv("handover").reset(0)
     batch = env_obs_batch([obs])
     chunk = policy.predict_chunk(batch)
+    assert chunk.shape == (1, 10, 32)
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(tmp_path / "fk" / "model.onnx"))
+    sess = ort.InferenceSession(str(tmp_path / "hands" / "model.onnx"))
     inputs = [t.numpy() for t in policy._inputs(batch)]
     out = sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), inputs)})[0]
     assert np.abs(out - chunk).max() < 1e-3
+    joints = policy.act(batch)
+    assert joints.shape == (1, 28) and np.all(np.isfinite(joints))
+
+
+def test_unknown_action_space_is_named(demos, tmp_path):
+    with pytest.raises(ValueError, match="unknown action space 'wheels'"):
+        train(demos, tmp_path / "x", TrainConfig(max_steps=2, actions="wheels"))

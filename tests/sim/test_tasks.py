@@ -26,6 +26,14 @@ def test_sort_cells_success_only_when_every_cell_is_in_its_bin():
     assert not env.task.success(w, d, goal)
 
 
+def test_sort_cells_lists_cells_farthest_from_the_robot_first():
+    env = WorkcellEnv("sort_cells", {"n_cells": 5, "spread": 1.0})
+    for seed in range(5):
+        env.reset(seed)
+        x = [env.data.qpos[env.world.object_qpos_adr[i]] for i in range(5)]
+        assert x == sorted(x, reverse=True)
+
+
 def test_place_part_seated_vs_resting_on_the_rim():
     env = WorkcellEnv("place_part")
     env.reset(2)

@@ -52,6 +52,21 @@ def test_missing_camera_and_mismatched_calibration_are_named(small_recording, tm
         Rig.load(rec)
 
 
+def test_a_scene_seed_that_draws_another_scene_is_caught(small_recording):
+    from academy.sim.env import WorkcellEnv
+    from academy.watch.pipeline import scene_mismatch
+
+    scene = json.loads((small_recording / "scene.json").read_text())
+    (ep,) = scene["episodes"]
+    assert "part" in ep["objects"]
+    env = WorkcellEnv(scene["task"])
+    assert scene_mismatch(env, ep) == ""  # the recorder and the task draw the same scene
+    ep["objects"]["part"][1] += 0.02
+    assert "puts part 20 mm from where scene.json says" in scene_mismatch(env, ep)
+    ep["goal"]["clearance"] = 0.009
+    assert "now draws goal" in scene_mismatch(env, ep)
+
+
 def test_person_out_of_view_skips_the_episode():
     T = 90
     names = tuple(f"{s}_{m}" for s in ("right", "left") for m in ("wrist", "knuckle", "thumb_tip", "index_tip"))

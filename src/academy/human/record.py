@@ -6,7 +6,8 @@ them (hands at rest while someone resets the scene). It is a folder:
     calibration.json     the rig: per camera its image size, intrinsics K (OpenCV convention:
                          x right, y down, z forward), distortion, and pose in the rig frame
     head_poses.csv       the rig's own pose in the world at every frame (as a helmet tracks itself)
-    scene.json           the task, its difficulty and each episode's scene seed, in order
+    scene.json           the task, its difficulty and each episode's scene seed, goal and
+                         starting object positions, in order
     videos/<camera>.mp4  one H.264 video per camera, 30 fps
     ground_truth.npz     for scoring only (academy.watch never reads it): 3D marker positions,
                          pinch points, apertures, episode spans, the person's measurements
@@ -26,7 +27,7 @@ from academy.human import body
 from academy.human.motion import FPS, SCRIPTS, Habits, Performance
 from academy.sim.experts.ik import ArmIK
 from academy.sim.tasks import make_task
-from academy.sim.world import Workcell
+from academy.sim.world import OBJECTS, Workcell
 from academy.video import Mp4Writer
 
 IDLE_SECONDS = (1.5, 3.0)  # hands at rest between episodes
@@ -225,7 +226,11 @@ def record(out: str | Path, task: str, seeds: list[int], person_seed: int = 0, d
         lead = idle(frames[0], rng.uniform(*IDLE_SECONDS), rng)
         frames = (lead + frames)[:max_frames]
         spans.append((n + len(lead), n + len(frames)))
-        takes.append({"seed": int(seed), "goal": goal})
+        # where the task's objects start (those on the bench), so a reader can check that the
+        # seed still draws this scene
+        start = {f"{obj}": [round(float(v), 5) for v in frames[0].objects[j, :3]]
+                 for j, obj in enumerate(OBJECTS) if frames[0].objects[j, 2] > 0.5}
+        takes.append({"seed": int(seed), "goal": goal, "objects": start})
         for f in frames:
             data.qpos[poser.qadr] = poser.pose(f)
             mujoco.mj_kinematics(model, data)

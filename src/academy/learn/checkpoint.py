@@ -9,8 +9,10 @@
 
 Inputs of model.pt2 / model.onnx, batch B: state (B, 56), env (B, 77), goal (B, 40) float32,
 task (B,) int64 (index into config["tasks"]), instruction (B, 64) float32, previous_action
-(B, 28) float32 (the targets last commanded; the measured joint positions at an episode's first
-step); output (B, chunk, 28) joint targets.
+(B, A) float32 (the action last commanded; at an episode's first step the measured joint
+positions, in the action space); output (B, chunk, A). With config["actions"] "joints", A = 28
+joint targets; with "hands", A = 32 (learn/actions.py: the layout, and the IK that turns it
+into joint targets).
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from pathlib import Path
 
 import torch
 
-from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig, placeholder_stats
+from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig, net_action_dim, placeholder_stats
 
 INPUT_NAMES = ["state", "env", "goal", "task", "instruction", "previous_action"]
 
 
 def example_inputs(cfg: PolicyConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
     return (*(torch.zeros(batch, cfg.obs_dims[k]) for k in OBS_KEYS), torch.zeros(batch, dtype=torch.long),
-            torch.zeros(batch, INSTRUCTION_DIM), torch.zeros(batch, cfg.action_dim))
+            torch.zeros(batch, INSTRUCTION_DIM), torch.zeros(batch, net_action_dim(cfg)))
 
 
 def save_checkpoint(out: str | Path, model: ChunkPolicy, train_info: dict) -> Path:
@@ -39,8 +41,8 @@ def save_checkpoint(out: str | Path, model: ChunkPolicy, train_info: dict) -> Pa
     stats = {k: {"mean": n.mean.tolist(), "std": n.std.tolist()} for k, n in model.norm.items()}
     stats["action"] = {"mean": model.action_norm.mean.tolist(), "std": model.action_norm.std.tolist()}
     stats["delta"] = {"mean": model.delta_norm.mean.tolist(), "std": model.delta_norm.std.tolist()}
-    if model.fk is not None:
-        stats["geometry"] = {"mean": model.geometry_norm.mean.tolist(), "std": model.geometry_norm.std.tolist()}
+    if model.hands is not None:
+        stats["relative"] = {"mean": model.relative_norm.mean.tolist(), "std": model.relative_norm.std.tolist()}
     (out / "stats.json").write_text(json.dumps(stats))
     torch.save(model.state_dict(), out / "weights.pt")
     inputs = example_inputs(cfg)
@@ -68,6 +70,7 @@ def load_model(path: str | Path) -> ChunkPolicy:
     cfg = PolicyConfig(**json.loads((path / "config.json").read_text()))
     state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
     model = ChunkPolicy(cfg, placeholder_stats(cfg))
+    state.setdefault("state_index", model.state_index)  # checkpoints from before it was stored
     model.load_state_dict(state)
     model.eval()
     return model

@@ -1,10 +1,11 @@
 """The policy network: one network for every skill, predicting chunks of future actions.
 
 Inputs are the dataset's observation features (state mode: joint positions, object poses, goal
-vector), the previous action (the joint targets last commanded), a learned task embedding and
-an instruction-embedding slot (zeros until the command stage fills it). Output: ``chunk``
-future joint-target vectors, predicted as offsets from the previous action (normalised per
-chunk step), which keeps millimetre-scale precision within the network's output resolution.
+vector), the previous action (the action last commanded, in the network's action space), a
+learned task embedding and an instruction-embedding slot (zeros until the command stage fills
+it). Output: ``chunk`` future actions, predicted as offsets from the previous action
+(normalised per chunk step), which keeps millimetre-scale precision within the network's
+output resolution. The action space is joint targets or hand poses (``learn/actions.py``).
 Two bodies share the interface:
 
 - ``mlp``: the inputs concatenated through a residual MLP (default: see docs/learn.md for the
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from academy.data.collect import ACTION_KEY, ENV_KEY, GOAL_KEY, STATE_KEY
-from academy.learn.kinematics import HandFK
+from academy.learn.actions import HAND_POS, PASS_INDEX, HandActions, action_dim
 
 OBS_KEYS = (STATE_KEY, ENV_KEY, GOAL_KEY)
 INSTRUCTION_DIM = 64  # width of the instruction-text embedding slot (filled by the command stage)
@@ -41,27 +42,33 @@ class PolicyConfig:
     task_dim: int = 32
     heads: int = 4
     dropout: float = 0.0
-    state_dims: int = 28  # leading entries of observation.state the network sees (joint positions only)
+    state_dims: int = 28  # leading entries of observation.state the network sees (joint positions only);
+    # with hand actions only the non-arm joints of these (an arm's posture is the IK's business)
     fps: int = 20
-    kinematics: list | None = None  # the hands' FK chains (kinematics.chain_spec): adds hand-relative inputs
+    actions: str = "joints"  # the network's action space: joints or hands (learn/actions.py)
+    kinematics: list | None = None  # the hands' FK chains (kinematics.chain_spec), for hand actions
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def geometry_dim(cfg: PolicyConfig) -> int:
-    """Width of the hand-relative inputs (``ChunkPolicy.geometry``); 0 without kinematics."""
-    if not cfg.kinematics:
-        return 0
-    n_obj = cfg.obs_dims[ENV_KEY] // 7
-    return 2 * (2 * 3 + 2 * 6 + 2 * 3 * n_obj) + 2 * 2
+def net_action_dim(cfg: PolicyConfig) -> int:
+    """Width of the network's actions (the previous-action input and each chunk step)."""
+    return action_dim(cfg.actions, cfg.action_dim)
+
+
+def relative_dim(cfg: PolicyConfig) -> int:
+    """Width of the hand-relative inputs (hand actions only): for each commanded hand, every
+    object's position and the goal's target x, y relative to it."""
+    return 2 * (3 * (cfg.obs_dims[ENV_KEY] // 7) + 2) if cfg.actions == "hands" else 0
 
 
 def placeholder_stats(cfg: PolicyConfig) -> dict[str, dict[str, torch.Tensor]]:
     """Stats of the right shapes (zeros, ones), to build a module before loading its weights."""
-    shapes = {**{k: (d,) for k, d in cfg.obs_dims.items()}, "action": (cfg.action_dim,),
-              "delta": (cfg.chunk, cfg.action_dim), "geometry": (geometry_dim(cfg),)}
+    A = net_action_dim(cfg)
+    shapes = {**{k: (d,) for k, d in cfg.obs_dims.items()}, "action": (A,), "delta": (cfg.chunk, A),
+              "relative": (relative_dim(cfg),)}
     return {k: {"mean": torch.zeros(s), "std": torch.ones(s)} for k, s in shapes.items()}
 
 
@@ -88,23 +95,29 @@ class ResidualBlock(nn.Module):
 
 
 class ChunkPolicy(nn.Module):
-    """raw observations (+ task index, instruction embedding) -> raw action chunk (B, chunk, A)."""
+    """raw observations (+ task index, instruction embedding, previous action) -> raw action
+    chunk (B, chunk, A), A the width of the network's action space."""
 
     def __init__(self, cfg: PolicyConfig, stats: dict[str, dict[str, torch.Tensor]]):
-        """``stats``: mean/std per observation key, ``action``, and ``delta`` ((chunk, A): the
-        offsets of the next actions from the previous one)."""
+        """``stats``: mean/std per observation key, ``action`` (in the network's action space),
+        and ``delta`` ((chunk, A): the offsets of the next actions from the previous one)."""
         super().__init__()
         self.cfg = cfg
         self.norm = nn.ModuleDict({k.replace(".", "_"): Normalizer(stats[k]["mean"], stats[k]["std"]) for k in OBS_KEYS})
         self.action_norm = Normalizer(stats[ACTION_KEY]["mean"], stats[ACTION_KEY]["std"])
         self.delta_norm = Normalizer(stats["delta"]["mean"], stats["delta"]["std"])
         self.task_embedding = nn.Embedding(len(cfg.tasks), cfg.task_dim)
-        self.dims = {k: (cfg.state_dims if k == OBS_KEYS[0] else cfg.obs_dims[k]) for k in OBS_KEYS}
-        self.fk = HandFK(cfg.kinematics) if cfg.kinematics else None
-        if self.fk is not None:
-            self.geometry_norm = Normalizer(stats["geometry"]["mean"], stats["geometry"]["std"])
-        in_dim = sum(self.dims.values()) + self.geometry_dim + cfg.action_dim + cfg.task_dim + INSTRUCTION_DIM
-        A, K, H = cfg.action_dim, cfg.chunk, cfg.hidden
+        seen = [i for i in range(cfg.state_dims) if cfg.actions != "hands" or i in PASS_INDEX]
+        self.register_buffer("state_index", torch.tensor(seen, dtype=torch.long))
+        self.dims = {k: (len(seen) if k == OBS_KEYS[0] else cfg.obs_dims[k]) for k in OBS_KEYS}
+        if cfg.actions == "hands" and not cfg.kinematics:
+            raise ValueError("hand actions need the hands' kinematic chains (PolicyConfig.kinematics)")
+        self.hands = HandActions(cfg.kinematics) if cfg.actions == "hands" else None
+        A, K, H = net_action_dim(cfg), cfg.chunk, cfg.hidden
+        R = relative_dim(cfg)
+        if R:
+            self.relative_norm = Normalizer(stats["relative"]["mean"], stats["relative"]["std"])
+        in_dim = sum(self.dims.values()) + R + A + cfg.task_dim + INSTRUCTION_DIM
         if cfg.arch == "mlp":
             self.body = nn.Sequential(
                 nn.Linear(in_dim, H), *[ResidualBlock(H, cfg.dropout) for _ in range(cfg.layers)], nn.LayerNorm(H),
@@ -115,10 +128,10 @@ class ChunkPolicy(nn.Module):
             self.in_proj = nn.ModuleDict({
                 **{k.replace(".", "_"): nn.Linear(self.dims[k], d) for k in OBS_KEYS},
                 "task": nn.Linear(cfg.task_dim, d), "instruction": nn.Linear(INSTRUCTION_DIM, d),
-                "previous_action": nn.Linear(cfg.action_dim, d),
-                **({"geometry": nn.Linear(self.geometry_dim, d)} if self.fk is not None else {}),
+                "previous_action": nn.Linear(A, d),
+                **({"relative": nn.Linear(R, d)} if R else {}),
             })
-            n_tokens = len(OBS_KEYS) + 3 + (self.fk is not None)
+            n_tokens = len(OBS_KEYS) + 3 + bool(R)
             self.token_pos = nn.Parameter(torch.zeros(n_tokens, d))
             self.queries = nn.Parameter(torch.randn(K, d) * 0.02)
             layer = nn.TransformerEncoderLayer(d, cfg.heads, 4 * d, cfg.dropout, batch_first=True, norm_first=True)
@@ -131,47 +144,42 @@ class ChunkPolicy(nn.Module):
         else:
             raise ValueError(f"unknown policy architecture '{cfg.arch}': choose mlp or transformer")
 
-    @property
-    def geometry_dim(self) -> int:
-        return geometry_dim(self.cfg)
+    def encode_actions(self, joints: torch.Tensor) -> torch.Tensor:
+        """Joint targets (B, 28) in the network's action space."""
+        return joints if self.hands is None else self.hands(joints)
 
-    def set_geometry_stats(self, geometry: torch.Tensor) -> None:
-        """Normalise the hand-relative inputs by their mean and std over ``geometry`` (N, dim)."""
-        self.geometry_norm.mean.copy_(geometry.mean(0))
-        self.geometry_norm.std.copy_(geometry.std(0).clamp_min(1e-2))
+    def relative(self, env: torch.Tensor, goal: torch.Tensor, previous_action: torch.Tensor) -> torch.Tensor:
+        """Raw hand-relative inputs (B, relative_dim): every object's position minus each
+        commanded hand's, then the goal's first two entries (a target's x, y in place_part and
+        handover) minus each hand's x, y. Grasping is then "drive this offset to a constant"."""
+        B = env.shape[0]
+        hands = previous_action[:, HAND_POS].reshape(B, 2, 3)
+        objects = env.reshape(B, -1, 7)[:, None, :, :3]
+        return torch.cat([(objects - hands[:, :, None]).reshape(B, -1),
+                          (goal[:, None, :2] - hands[..., :2]).reshape(B, -1)], dim=-1)
 
-    def geometry(self, state, env, goal, previous_action) -> torch.Tensor:
-        """Hand-relative inputs (B, geometry_dim), raw: for the measured hands (from the joint
-        positions) and the commanded ones (from the previous action): each hand's grasp-site
-        position and the x and z axes of its frame, every object's position minus each hand's;
-        then the goal's first two entries (a target's x, y in place_part and handover) minus
-        each commanded hand's x, y."""
-        B = state.shape[0]
-        objects = env.view(B, -1, 7)[:, None, :, :3]  # (B, 1, n_obj, 3)
-        parts = []
-        for q in (state[:, : self.cfg.action_dim], previous_action):
-            pos, rot = self.fk(q)  # (B, 2, 3), (B, 2, 3, 3)
-            parts += [pos.reshape(B, -1), rot[..., 0].reshape(B, -1), rot[..., 2].reshape(B, -1),
-                      (objects - pos[:, :, None, :]).reshape(B, -1)]
-        parts.append((goal[:, None, :2] - pos[:, :, :2]).reshape(B, -1))
-        return torch.cat(parts, dim=-1)
+    def set_relative_stats(self, env: torch.Tensor, goal: torch.Tensor, previous_action: torch.Tensor) -> None:
+        with torch.no_grad():
+            rel = self.relative(env, goal, previous_action)
+        self.relative_norm.mean.copy_(rel.mean(0))
+        self.relative_norm.std.copy_(rel.std(0).clamp_min(1e-2))
 
     def forward_normalized(self, state, env, goal, task, instruction, previous_action) -> torch.Tensor:
         """Normalised offsets (B, K, A) of the next K actions from ``previous_action``."""
-        xs = [self.norm["observation_state"](state)[:, : self.cfg.state_dims],
+        xs = [self.norm["observation_state"](state)[:, self.state_index],
               self.norm["observation_environment_state"](env), self.norm["observation_goal"](goal)]
-        if self.fk is not None:
-            xs.append(self.geometry_norm(self.geometry(state, env, goal, previous_action)))
+        if self.hands is not None:
+            xs.append(self.relative_norm(self.relative(env, goal, previous_action)))
         prev = self.action_norm(previous_action)
         t = self.task_embedding(task)
         B = state.shape[0]
         if self.cfg.arch == "mlp":
-            return self.body(torch.cat([*xs, prev, t, instruction], dim=-1)).view(B, self.cfg.chunk, self.cfg.action_dim)
+            return self.body(torch.cat([*xs, prev, t, instruction], dim=-1)).view(B, self.cfg.chunk, -1)
         tokens = torch.stack([
             self.in_proj["observation_state"](xs[0]), self.in_proj["observation_environment_state"](xs[1]),
             self.in_proj["observation_goal"](xs[2]), self.in_proj["previous_action"](prev),
             self.in_proj["task"](t), self.in_proj["instruction"](instruction),
-            *([self.in_proj["geometry"](xs[3])] if self.fk is not None else []),
+            *([self.in_proj["relative"](xs[3])] if self.hands is not None else []),
         ], dim=1) + self.token_pos
         out = self.transformer(tokens, self.queries.expand(B, -1, -1))
         return self.head(out)

@@ -2,8 +2,9 @@
 
 ``obs_batch`` maps the dataset's observation keys to (B, dim) arrays, plus ``task`` (B,) task
 indices or names and, optionally, ``instruction`` (B, 64). The policy remembers the actions it
-returned (the previous-action input); ``reset`` starts new episodes. ``act`` returns (B, action_dim) joint
-targets for this control step. Chunks are executed with temporal ensembling (ACT): each step
+returned (the previous-action input); ``reset`` starts new episodes. ``act`` returns (B, 28) joint
+targets for this control step: a network that predicts hand poses has them solved to joints by
+IK here (``learn/actions.py``), so every caller sees joint targets. Chunks are executed with temporal ensembling (ACT): each step
 predicts a new chunk, and the action for step t is the weighted mean of every chunk's
 prediction for t, the i-th prediction made for t (oldest first) weighted exp(-m * i), as ACT does.
 """
@@ -16,7 +17,8 @@ import numpy as np
 import torch
 
 from academy.learn.checkpoint import load_model
-from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy
+from academy.learn.actions import HandSolver
+from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, net_action_dim
 
 
 class Policy:
@@ -26,6 +28,7 @@ class Policy:
         self.model = model.eval()
         self.cfg = model.cfg
         self.execution, self.m, self.replan = execution, ensemble_m, replan
+        self.solver = HandSolver() if self.cfg.actions == "hands" else None
         self.reset(1)
 
     @classmethod
@@ -37,13 +40,14 @@ class Policy:
         return self.cfg.tasks
 
     def reset(self, batch_size: int = 1) -> None:
-        K, A = self.cfg.chunk, self.cfg.action_dim
+        K, A = self.cfg.chunk, net_action_dim(self.cfg)
         self._B = batch_size
         self._sum = np.zeros((batch_size, K, A))  # ensemble: weighted sums for the next K steps
         self._wsum = np.zeros((batch_size, K, 1))
         self._count = np.zeros((batch_size, K, 1))  # predictions made so far for each coming step
         self._plan = np.zeros((batch_size, K, A))  # receding: the current chunk
-        self._prev = None  # the actions last returned (the previous-action input)
+        self._prev = None  # the network's last action (the previous-action input), in its space
+        self._joints = None  # the joint targets last returned
         self._t = 0
 
     def _inputs(self, obs: dict) -> tuple[torch.Tensor, ...]:
@@ -65,8 +69,12 @@ class Policy:
             raise ValueError(f"task index out of range 0..{len(self.tasks) - 1}: {task}")
         instr = obs.get("instruction")
         instr = torch.zeros(B, INSTRUCTION_DIM) if instr is None else torch.as_tensor(np.asarray(instr, np.float32))
-        prev = self._prev if self._prev is not None else x[0][:, : self.cfg.action_dim].numpy()
-        return (*x, torch.as_tensor(task, dtype=torch.long), instr, torch.as_tensor(np.asarray(prev, np.float32)))
+        if self._prev is None:
+            with torch.inference_mode():
+                prev = self.model.encode_actions(x[0][:, : self.cfg.action_dim])
+        else:
+            prev = torch.as_tensor(np.asarray(self._prev, np.float32))
+        return (*x, torch.as_tensor(task, dtype=torch.long), instr, prev)
 
     def predict_chunk(self, obs: dict) -> np.ndarray:
         """The raw (B, chunk, action_dim) prediction for this observation."""
@@ -82,8 +90,7 @@ class Policy:
             if k == 0:
                 self._plan = self.predict_chunk(obs)
             self._t += 1
-            self._prev = self._plan[:, k].astype(np.float32)
-            return self._prev
+            return self._emit(self._plan[:, k], obs)
         w = np.exp(-self.m * self._count)
         self._sum += w * self.predict_chunk(obs)
         self._wsum += w
@@ -93,8 +100,17 @@ class Policy:
             buf[:, :-1] = buf[:, 1:].copy()
             buf[:, -1] = 0
         self._t += 1
+        return self._emit(action, obs)
+
+    def _emit(self, action: np.ndarray, obs: dict) -> np.ndarray:
+        """Remember the network's action; return it as joint targets."""
         self._prev = action.astype(np.float32)
-        return self._prev
+        if self.solver is None:
+            self._joints = self._prev
+        else:
+            start = self._joints if self._joints is not None else np.asarray(obs[OBS_KEYS[0]])[:, : self.cfg.action_dim]
+            self._joints = self.solver(action, start).astype(np.float32)
+        return self._joints
 
 
 class PolicyAgent:

@@ -12,6 +12,7 @@ import torch
 
 from academy.data import Dataset
 from academy.learn.checkpoint import save_checkpoint
+from academy.learn.actions import HandActions
 from academy.learn.kinematics import HandFK
 from academy.learn.model import ACTION_KEY, INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig, placeholder_stats
 from academy.sim.tasks import REGISTRY
@@ -30,16 +31,18 @@ class TrainConfig:
     max_minutes: float = 10.0
     max_steps: int = 30000
     obs_noise: float = 0.05  # std of Gaussian noise on inputs while training, in units of each feature's std
+    prev_noise: float | None = None  # the same for the previous-action input; None: obs_noise
     val_fraction: float = 0.05
     seed: int = 0
     threads: int = 2
-    hand_inputs: bool = False  # hand-relative inputs through the arm's forward kinematics (measured worse: docs/learn.md)
+    actions: str = "joints"  # the network's action space: joints or hands (learn/actions.py, docs/learn.md)
 
 
 class Frames:
-    """The training frames of a dataset in memory, with each frame's episode end."""
+    """The training frames of a dataset in memory, with each frame's episode end; actions (and
+    previous actions) in the network's action space, through ``encode`` (joints -> that space)."""
 
-    def __init__(self, ds: Dataset, episodes: list[int], tasks: list[str]):
+    def __init__(self, ds: Dataset, episodes: list[int], tasks: list[str], encode: Callable | None = None):
         if not episodes:
             raise ValueError(f"no episodes to learn from in {ds.root}")
         data = ds.read(list(OBS_KEYS) + [ACTION_KEY], episodes)
@@ -58,6 +61,9 @@ class Frames:
         starts = torch.from_numpy(ends - lengths)
         n_joints = self.action.shape[1]
         prev[starts] = self.x[OBS_KEYS[0]][starts, :n_joints]
+        if encode is not None:
+            with torch.no_grad():
+                self.action, prev = encode(self.action), encode(prev)
         self.prev = prev
         self.task = torch.from_numpy(np.repeat([tasks.index(t) for t in eps["academy/task"]], lengths))
         self.n = int(lengths.sum())
@@ -75,9 +81,10 @@ class Frames:
 
 
 def _stats_tensors(ds: Dataset, frames: "Frames", cfg: PolicyConfig) -> dict:
-    stats = placeholder_stats(cfg)  # geometry's are set from the frames once the module exists
+    stats = placeholder_stats(cfg)
     stats.update({k: {s: torch.as_tensor(np.asarray(ds.stats[k][s]), dtype=torch.float32) for s in ("mean", "std")}
-                  for k in (*OBS_KEYS, ACTION_KEY)})
+                  for k in OBS_KEYS})
+    stats[ACTION_KEY] = {"mean": frames.action.mean(0), "std": frames.action.std(0)}  # in the network's space
     stats["delta"] = frames.delta_stats(cfg.chunk)
     return stats
 
@@ -95,20 +102,18 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
     n_val = max(1, int(len(chosen) * cfg.val_fraction)) if len(chosen) > 1 else 0
     val_eps = sorted(rng.choice(chosen, n_val, replace=False).tolist()) if n_val else []
     train_eps = [e for e in chosen if e not in set(val_eps)]
-    frames = Frames(ds, train_eps, all_tasks)
-    val = Frames(ds, val_eps, all_tasks) if val_eps else None
-
     pcfg = PolicyConfig(
         obs_dims={k: int(ds.features[k]["shape"][0]) for k in OBS_KEYS},
         action_dim=int(ds.features[ACTION_KEY]["shape"][0]), tasks=all_tasks, arch=cfg.arch, chunk=cfg.chunk,
-        hidden=cfg.hidden, layers=cfg.layers, fps=ds.fps,
-        kinematics=HandFK.specs(load_model()) if cfg.hand_inputs else None,
+        hidden=cfg.hidden, layers=cfg.layers, fps=ds.fps, actions=cfg.actions,
+        kinematics=HandFK.specs(load_model()) if cfg.actions == "hands" else None,
     )
+    encode = HandActions(pcfg.kinematics) if cfg.actions == "hands" else None
+    frames = Frames(ds, train_eps, all_tasks, encode)
+    val = Frames(ds, val_eps, all_tasks, encode) if val_eps else None
     model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, pcfg))
-    if model.fk is not None:
-        with torch.no_grad():
-            model.set_geometry_stats(model.geometry(frames.x[OBS_KEYS[0]], frames.x[OBS_KEYS[1]],
-                                                    frames.x[OBS_KEYS[2]], frames.prev))
+    if model.hands is not None:
+        model.set_relative_stats(frames.x[OBS_KEYS[1]], frames.x[OBS_KEYS[2]], frames.prev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     zeros = torch.zeros(cfg.batch_size, INSTRUCTION_DIM)
     t0, step, history = time.time(), 0, []
@@ -118,7 +123,8 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         if noise:  # noise in units of each feature's std; on the previous action too, and the
             # target stays the expert's absolute action: the network learns to steer back (DART-like)
             x = {k: v + noise * torch.randn_like(v) * model.norm[k.replace(".", "_")].std for k, v in x.items()}
-            prev = prev + noise * torch.randn_like(prev) * model.action_norm.std
+            prev_noise = noise if cfg.prev_noise is None else cfg.prev_noise
+            prev = prev + prev_noise * torch.randn_like(prev) * model.action_norm.std
         pred = model.forward_normalized(x[OBS_KEYS[0]], x[OBS_KEYS[1]], x[OBS_KEYS[2]], task, zeros[: len(idx)], prev)
         return torch.nn.functional.l1_loss(pred, model.delta_norm(target - prev[:, None]))
 

@@ -15,6 +15,7 @@ is written for it: never a silently wrong demo.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,7 @@ from academy.data.store import EpisodeMeta
 from academy.sim.rollout_expert import rollout
 from academy.sim.env import WorkcellEnv
 from academy.sim.tasks import make_task
+from academy.sim.world import OBJECTS
 from academy.watch.keypoints import Keypoints, mpjpe_mm, recording_keypoints
 from academy.watch.retarget import HandPlan, ObjectCentricReplay, hand_tracks, plan_hands
 from academy.watch.rig import RecordingError, read_json
@@ -82,6 +84,22 @@ def read_scene(folder: Path) -> dict:
             raise RecordingError(f"{p}: field '{k}' missing")
     make_task(scene["task"])  # raises on an unknown task
     return scene
+
+
+def scene_mismatch(env: WorkcellEnv, ep: dict) -> str:
+    """Why the scene seed no longer draws the scene that was filmed, or "" if it does: its goal
+    and (when listed) its objects' starting positions, within 1 mm."""
+    env.reset(int(ep["seed"]))
+    if "goal" in ep and json.loads(json.dumps(env.goal)) != ep["goal"]:
+        return (f"scene seed {ep['seed']} now draws goal {env.goal}, scene.json lists {ep['goal']}: "
+                "the task's scenes changed since this was recorded")
+    for name, pos in (ep.get("objects") or {}).items():
+        adr = env.world.object_qpos_adr[OBJECTS.index(name)]
+        off = float(np.linalg.norm(env.data.qpos[adr : adr + 3] - np.asarray(pos)))
+        if off > 1e-3:
+            return (f"scene seed {ep['seed']} puts {name} {1000 * off:.0f} mm from where scene.json says it "
+                    "started: the task's scenes changed since this was recorded")
+    return ""
 
 
 def episode_plans(kp: Keypoints, span: tuple[int, int]) -> tuple[dict[str, HandPlan], str]:
@@ -141,6 +159,7 @@ def _watch_recording(folder: Path, writer, report: WatchReport, keep_failures: b
     for i, (span, ep) in enumerate(zip(spans, listed)):
         seed = int(ep["seed"])
         plans, reason = episode_plans(kp, span)
+        reason = scene_mismatch(env, ep) or reason
         if reason:
             report.episodes.append(EpisodeReport(str(folder), i, seed, span, "skipped", reason))
             continue

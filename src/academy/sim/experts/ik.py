@@ -76,6 +76,7 @@ class ArmIK:
         damping: float = 0.02,
         rot_weight: float = 0.5,
         posture_gain: float = 0.05,
+        free_limits: bool = False,
     ) -> tuple[np.ndarray, float]:
         """Solved joints (in ``self.index`` order) near ``robot_q``, and the pose error.
 
@@ -83,6 +84,11 @@ class ArmIK:
         orientation error: a tilted hand knocks things over as surely as a misplaced one.
 
         ``robot_q`` is the full 28-joint vector: joints this solver does not own stay as given.
+
+        ``free_limits``: a joint held at a limit that the step would push further out is taken
+        out of that step's solve, so the other joints make up for it (an active set) instead of
+        the step being clipped away; the experts keep plain clipping, the policies' hand-pose IK
+        (``learn/actions.py``) uses this to reach poses whose wrist sits at a limit.
         """
         q_all = np.asarray(robot_q, float).copy()
         q = q_all[self.index]
@@ -98,13 +104,20 @@ class ArmIK:
             # subQuat gives the error in the site's own frame; the Jacobian is in the world's
             err_r_world = d.site_xmat[self.site].reshape(3, 3) @ self._err_r
             mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self.site)
-            jac = np.vstack([self._jacp[:, self.dof_adr], rot_weight * self._jacr[:, self.dof_adr]])
+            full = np.vstack([self._jacp[:, self.dof_adr], rot_weight * self._jacr[:, self.dof_adr]])
             err = np.concatenate([err_p, rot_weight * err_r_world])
-            jjt = jac @ jac.T + damping**2 * np.eye(6)
-            dq = jac.T @ np.linalg.solve(jjt, err)
-            # null-space pull towards the rest posture keeps the elbow where a person expects it
-            null = np.eye(len(q)) - jac.T @ np.linalg.solve(jjt, jac)
-            dq += null @ (posture_gain * (self.rest - q))
+            free = np.ones(len(q), bool)
+            for _ in range(len(q) if free_limits else 1):
+                jac = full * free
+                jjt = jac @ jac.T + damping**2 * np.eye(6)
+                dq = jac.T @ np.linalg.solve(jjt, err)
+                # null-space pull towards the rest posture keeps the elbow where a person expects it
+                null = np.eye(len(q)) - jac.T @ np.linalg.solve(jjt, jac)
+                dq += free * (null @ (posture_gain * (self.rest - q)))
+                pinned = free & (((q + dq < self.lo) & (q <= self.lo + 1e-6)) | ((q + dq > self.hi) & (q >= self.hi - 1e-6)))
+                if not pinned.any():
+                    break
+                free &= ~pinned
             q = np.clip(q + dq, self.lo, self.hi)
         q_all[self.index] = q
         d.qpos[self.all_qpos_adr] = q_all

@@ -52,6 +52,9 @@ class SortCells(Task):
         xy = sample_spaced_xy(
             rng, n, REGION_CENTRE - scale * REGION_HALF, REGION_CENTRE + scale * REGION_HALF, gap
         )
+        # the cells' slots in a canonical order, farthest from the robot (nearest the bins) first:
+        # the observation lists a set of alike cells the same way whatever the draw (docs/robot.md)
+        xy = xy[np.argsort(-xy[:, 0], kind="stable")]
         palette = rng.permutation(len(COLOURS))[: self.difficulty["n_colours"]]
         bins = [int(b) for b in rng.choice(palette, size=n)]
         for i in range(N_CELLS):
