@@ -25,6 +25,20 @@ from academy.watch.pipeline import watch  # noqa: E402
 TASKS = ("sort_cells", "place_part", "handover")
 
 
+def _stale(folder: Path) -> bool:
+    """Whether a cached recording predates starting positions in scene.json (so its scene cannot be
+    checked), or lists a scene that its seed no longer draws."""
+    from academy.sim.env import WorkcellEnv
+    from academy.watch.pipeline import scene_mismatch
+
+    for p in folder.glob("*/scene.json"):
+        scene = json.loads(p.read_text())
+        env = WorkcellEnv(scene["task"], scene.get("difficulty") or None)
+        if any("objects" not in ep or scene_mismatch(env, ep) for ep in scene["episodes"]):
+            return True
+    return False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=10, help="episodes per task")
@@ -32,12 +46,16 @@ def main() -> None:
     ap.add_argument("--videos", default="academy-data/bench/human")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results/watch.json")
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     args = ap.parse_args()
     results = {"episodes_per_task": args.episodes, "tasks": {}}
     for i, task in enumerate(TASKS):
+        if task not in args.tasks:
+            continue
         folder = Path(args.videos) / task
         t0 = time.time()
-        if not folder.exists() or len(list(folder.glob("*/calibration.json"))) * args.per_recording < args.episodes:
+        if (not folder.exists() or len(list(folder.glob("*/calibration.json"))) * args.per_recording < args.episodes
+                or _stale(folder)):
             shutil.rmtree(folder, ignore_errors=True)
             record_many(folder, task, args.episodes, first_seed=1000, per_recording=args.per_recording,
                         first_person=100 * i, workers=args.workers)
