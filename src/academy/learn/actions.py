@@ -50,7 +50,7 @@ class HandActions(nn.Module):
     def __init__(self, specs: list[dict]):
         super().__init__()
         self.fk = HandFK(specs)
-        self.register_buffer("pass_index", torch.tensor(PASS_INDEX, dtype=torch.long))
+        self.register_buffer("pass_index", torch.tensor(PASS_INDEX, dtype=torch.long), persistent=False)
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         B = q.shape[0]

@@ -70,7 +70,8 @@ def load_model(path: str | Path) -> ChunkPolicy:
     cfg = PolicyConfig(**json.loads((path / "config.json").read_text()))
     state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
     model = ChunkPolicy(cfg, placeholder_stats(cfg))
-    state.setdefault("state_index", model.state_index)  # checkpoints from before it was stored
+    for derived in ("state_index", "hands.pass_index"):  # constants of the config, stored by early checkpoints
+        state.pop(derived, None)
     model.load_state_dict(state)
     model.eval()
     return model

@@ -108,7 +108,7 @@ class ChunkPolicy(nn.Module):
         self.delta_norm = Normalizer(stats["delta"]["mean"], stats["delta"]["std"])
         self.task_embedding = nn.Embedding(len(cfg.tasks), cfg.task_dim)
         seen = [i for i in range(cfg.state_dims) if cfg.actions != "hands" or i in PASS_INDEX]
-        self.register_buffer("state_index", torch.tensor(seen, dtype=torch.long))
+        self.register_buffer("state_index", torch.tensor(seen, dtype=torch.long), persistent=False)  # from cfg
         self.dims = {k: (len(seen) if k == OBS_KEYS[0] else cfg.obs_dims[k]) for k in OBS_KEYS}
         if cfg.actions == "hands" and not cfg.kinematics:
             raise ValueError("hand actions need the hands' kinematic chains (PolicyConfig.kinematics)")

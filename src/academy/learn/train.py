@@ -57,13 +57,13 @@ class Frames:
         self.end = torch.from_numpy(np.repeat(ends, lengths) - 1)
         # the previous action: the one commanded a step before; at an episode's first step the
         # measured joint positions (what a robot holds when it starts)
-        prev = torch.roll(self.action, 1, dims=0)
         starts = torch.from_numpy(ends - lengths)
-        n_joints = self.action.shape[1]
-        prev[starts] = self.x[OBS_KEYS[0]][starts, :n_joints]
-        if encode is not None:
+        first = self.x[OBS_KEYS[0]][starts, : self.action.shape[1]]
+        if encode is not None:  # each frame converted once; the previous actions are the same rows
             with torch.no_grad():
-                self.action, prev = encode(self.action), encode(prev)
+                self.action, first = encode(self.action), encode(first)
+        prev = torch.roll(self.action, 1, dims=0)
+        prev[starts] = first
         self.prev = prev
         self.task = torch.from_numpy(np.repeat([tasks.index(t) for t in eps["academy/task"]], lengths))
         self.n = int(lengths.sum())

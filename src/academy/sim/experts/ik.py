@@ -107,13 +107,15 @@ class ArmIK:
             full = np.vstack([self._jacp[:, self.dof_adr], rot_weight * self._jacr[:, self.dof_adr]])
             err = np.concatenate([err_p, rot_weight * err_r_world])
             free = np.ones(len(q), bool)
-            for _ in range(len(q) if free_limits else 1):
+            for _ in range(len(q)):
                 jac = full * free
                 jjt = jac @ jac.T + damping**2 * np.eye(6)
                 dq = jac.T @ np.linalg.solve(jjt, err)
                 # null-space pull towards the rest posture keeps the elbow where a person expects it
                 null = np.eye(len(q)) - jac.T @ np.linalg.solve(jjt, jac)
                 dq += free * (null @ (posture_gain * (self.rest - q)))
+                if not free_limits:
+                    break
                 pinned = free & (((q + dq < self.lo) & (q <= self.lo + 1e-6)) | ((q + dq > self.hi) & (q >= self.hi - 1e-6)))
                 if not pinned.any():
                     break

@@ -8,8 +8,7 @@ the green bin by which half of the bench the cell is on) showed near-equal cases
 and a network imitating it averaged the two into a reach between two cells (docs/learn.md).
 For the same reason the grasp yaw is fixed: turning the fingers across the line to the nearest
 neighbour (phi or phi + pi, whichever the arm reached better) was a choice between modes that
-a network averaged into the worst yaw, and it succeeded less (53 against 59 of 60 episodes
-with 5 cells).
+a network averaged into the worst yaw, and the expert itself succeeded less often with it.
 """
 
 from __future__ import annotations
