@@ -21,7 +21,7 @@ Flywheel stages (see docs/architecture.md for what is built):
   watch     planned  robot demonstrations from human video
   data      built    episode store in LeRobot's v3.0 layout (academy collect, data)
   learn     built    one policy for every skill (academy learn, eval)
-  practice  planned  RL in simulation with randomization and curriculum
+  practice  built    residual RL in simulation, randomization, curriculum (academy practice)
   dream     planned  world model and imagined training
   exam      planned  regression suite and safety gate
   release   planned  registry and signed bundles
@@ -316,6 +316,68 @@ def learn(
                   f"({info['episodes']} episodes); loss {info['first_loss']:.3f} -> {info['final_loss']:.3f}, "
                   f"held-out episodes {info['val_loss']}")
     console.print(f"checkpoint: {out}")
+
+
+@app.command()
+def practice(
+    policy: Path = typer.Option(..., help="the learned policy to start from (a checkpoint folder)"),
+    out: Path = typer.Option(Path("academy-data/practice/run"), help="run folder: policy/, log.jsonl, curve.png"),
+    task: list[str] = typer.Option([], help="tasks to practise (default: all the policy knows), repeatable"),
+    minutes: float = typer.Option(20.0, min=0.05, help="wall-clock budget"),
+    updates: Optional[int] = typer.Option(None, min=1, help="stop after this many PPO updates"),
+    scenes: int = typer.Option(8, min=1, help="scenes per task"),
+    steps: int = typer.Option(64, min=1, help="control steps per scene per update"),
+    workers: int = typer.Option(2, min=1, help="rollout workers"),
+    backend: str = typer.Option("local", help="local, or ray (workers as Ray actors)"),
+    curriculum: bool = typer.Option(True, help="start easy and promote by success (--no-curriculum: the target from the start)"),
+    difficulty: list[str] = typer.Option([], "--difficulty", "-d", help="task.knob=value: the target difficulty, repeatable"),
+    robot: Optional[str] = typer.Option(None, help="fine-tune on this reality robot instead of the simulation"),
+    eval_every: int = typer.Option(15, min=1, help="evaluate every this many updates"),
+    eval_episodes: int = typer.Option(16, min=1, help="evaluation episodes per task (fixed seeds)"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Practise in simulation: residual PPO on a learned policy, with a curriculum and randomization."""
+    from academy.practice.run import PracticeConfig, practice as run_practice
+    from academy.sim.reality import HELD_OUT_SERIALS
+
+    target: dict = {}
+    for item in difficulty:
+        name, _, value = item.partition("=")
+        if "." not in name:
+            raise typer.BadParameter(f"difficulty must look like task.knob=value, got '{item}'")
+        t, knob = name.split(".", 1)
+        target.setdefault(t, {}).update(_parse_difficulty([f"{knob}={value}"]))
+    if robot in HELD_OUT_SERIALS:
+        raise typer.BadParameter(f"{robot} is a held-out reality robot, kept for evaluation only")
+    cfg = PracticeConfig(policy=str(policy), out=str(out), tasks=task or None, minutes=minutes, iterations=updates,
+                         scenes_per_task=scenes, steps=steps, workers=workers, backend=backend,
+                         curriculum=curriculum, target=target, robot=robot, eval_every=eval_every,
+                         eval_episodes=eval_episodes, seed=seed)
+    try:
+        with _progress() as progress:
+            bar = progress.add_task("practice", total=int(60 * minutes))
+
+            def show(row: dict) -> None:
+                wins = ", ".join(f"{t} {v:.0%}" for t, v in row.get("eval", {}).items())
+                progress.update(bar, completed=min(int(row["seconds"]), int(60 * minutes)),
+                                description=f"practice: update {row['update']}, {row['env_steps']} steps"
+                                + (f", eval {wins}" if wins else ""))
+                for change in row["changes"]:
+                    progress.console.print(f"curriculum: {change}")
+
+            summary = run_practice(cfg, on_update=show)
+            progress.update(bar, completed=int(60 * minutes))
+    except (FileNotFoundError, ValueError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    table = Table("task", "before (base)", "best practiced", "at update")
+    for t, v in summary["before"]["success"].items():
+        table.add_row(t, f"{v:.0%}", f"{summary['best']['success'][t]:.0%}", str(summary["best"]["update"]))
+    console.print(table)
+    console.print(f"{summary['updates']} updates, {summary['env_steps']} env steps in {summary['wall_seconds']:.0f} s "
+                  f"({summary['env_steps_per_second']:.0f} steps/s while collecting); "
+                  f"evaluated on {cfg.eval_episodes} fixed seeds per task at the target difficulty")
+    console.print(f"practiced policy: {out / 'policy'}  (academy eval --policy {out / 'policy'}); curve: {out / 'curve.png'}")
 
 
 @app.command("eval")

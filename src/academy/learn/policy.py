@@ -7,6 +7,8 @@ targets for this control step: a network that predicts hand poses has them solve
 IK here (``learn/actions.py``), so every caller sees joint targets. Chunks are executed with temporal ensembling (ACT): each step
 predicts a new chunk, and the action for step t is the weighted mean of every chunk's
 prediction for t, the i-th prediction made for t (oldest first) weighted exp(-m * i), as ACT does.
+A practiced policy (a folder with ``residual.json``, from ``academy practice``) adds its residual's
+correction to those joint targets; the network's previous-action input stays its own action.
 """
 
 from __future__ import annotations
@@ -22,18 +24,23 @@ from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, net_acti
 
 
 class Policy:
-    def __init__(self, model: ChunkPolicy, execution: str = "ensemble", ensemble_m: float = 0.01, replan: int = 5):
+    def __init__(self, model: ChunkPolicy, execution: str = "ensemble", ensemble_m: float = 0.01, replan: int = 5,
+                 residual=None):
         if execution not in ("ensemble", "receding"):
             raise ValueError(f"execution must be 'ensemble' or 'receding', got '{execution}'")
         self.model = model.eval()
         self.cfg = model.cfg
         self.execution, self.m, self.replan = execution, ensemble_m, replan
         self.solver = HandSolver() if self.cfg.actions == "hands" else None
+        self.residual = residual  # practice's correction (academy.practice.residual), if any
         self.reset(1)
 
     @classmethod
-    def load(cls, path: str | Path, **kw) -> "Policy":
-        return cls(load_model(path), **kw)
+    def load(cls, path: str | Path, base_only: bool = False, **kw) -> "Policy":
+        """A policy folder; a practiced one (with residual.json) acts with its residual unless ``base_only``."""
+        from academy.practice.residual import load_residual
+
+        return cls(load_model(path), residual=None if base_only else load_residual(path), **kw)
 
     @property
     def tasks(self) -> list[str]:
@@ -48,7 +55,20 @@ class Policy:
         self._plan = np.zeros((batch_size, K, A))  # receding: the current chunk
         self._prev = None  # the network's last action (the previous-action input), in its space
         self._joints = None  # the joint targets last returned
+        self._fresh = None  # rows reset since the last step (reset_rows)
         self._t = 0
+
+    def reset_rows(self, rows: np.ndarray) -> None:
+        """Start new episodes in the batch rows where ``rows`` (a (B,) bool mask) is true."""
+        if self.execution != "ensemble":
+            raise ValueError("reset_rows needs ensemble execution (receding plans run in step for the whole batch)")
+        rows = np.asarray(rows, bool)
+        if not rows.any():
+            return
+        for buf in (self._sum, self._wsum, self._count, self._plan):
+            buf[rows] = 0
+        if self._prev is not None:  # a fresh row's previous action is its measured joints again
+            self._fresh = rows if self._fresh is None else (self._fresh | rows)
 
     def _inputs(self, obs: dict) -> tuple[torch.Tensor, ...]:
         missing = [k for k in (*OBS_KEYS, "task") if k not in obs]
@@ -59,6 +79,24 @@ class Policy:
         for k, v in zip(OBS_KEYS, x):
             if v.shape != (B, self.cfg.obs_dims[k]):
                 raise ValueError(f"'{k}' must be (B, {self.cfg.obs_dims[k]}), got {tuple(v.shape)}")
+        task = self._task_indices(obs, B)
+        instr = obs.get("instruction")
+        instr = torch.zeros(B, INSTRUCTION_DIM) if instr is None else torch.as_tensor(np.asarray(instr, np.float32))
+        if self._prev is None or self._fresh is not None:
+            with torch.inference_mode():
+                measured = self.model.encode_actions(x[0][:, : self.cfg.action_dim])
+        if self._prev is None:
+            prev = measured
+        else:
+            prev = torch.as_tensor(np.asarray(self._prev, np.float32))
+            if self._fresh is not None:
+                prev = torch.where(torch.as_tensor(self._fresh)[:, None], measured, prev)
+                if self._joints is not None:  # the IK warm start of a fresh row: its measured joints
+                    self._joints[self._fresh] = np.asarray(obs[OBS_KEYS[0]])[self._fresh, : self.cfg.action_dim]
+                self._fresh = None
+        return (*x, torch.as_tensor(task, dtype=torch.long), instr, prev)
+
+    def _task_indices(self, obs: dict, B: int) -> np.ndarray:
         task = np.asarray(obs["task"]).reshape(B)
         if task.dtype.kind in "US":
             unknown = sorted(set(task) - set(self.tasks))
@@ -67,14 +105,7 @@ class Policy:
             task = np.array([self.tasks.index(t) for t in task])
         if np.any((task < 0) | (task >= len(self.tasks))):
             raise ValueError(f"task index out of range 0..{len(self.tasks) - 1}: {task}")
-        instr = obs.get("instruction")
-        instr = torch.zeros(B, INSTRUCTION_DIM) if instr is None else torch.as_tensor(np.asarray(instr, np.float32))
-        if self._prev is None:
-            with torch.inference_mode():
-                prev = self.model.encode_actions(x[0][:, : self.cfg.action_dim])
-        else:
-            prev = torch.as_tensor(np.asarray(self._prev, np.float32))
-        return (*x, torch.as_tensor(task, dtype=torch.long), instr, prev)
+        return task
 
     def predict_chunk(self, obs: dict) -> np.ndarray:
         """The raw (B, chunk, action_dim) prediction for this observation."""
@@ -110,7 +141,10 @@ class Policy:
         else:
             start = self._joints if self._joints is not None else np.asarray(obs[OBS_KEYS[0]])[:, : self.cfg.action_dim]
             self._joints = self.solver(action, start).astype(np.float32)
-        return self._joints
+        if self.residual is None:
+            return self._joints
+        task = self._task_indices(obs, len(action))
+        return self.residual.correct({**obs, "task": task}, self._joints).astype(np.float32)
 
 
 class PolicyAgent:

@@ -9,7 +9,7 @@ env are one code path.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import mujoco
 import numpy as np
@@ -22,34 +22,50 @@ STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
 class BatchedWorkcellEnv:
-    """``n`` scenes of one task; ``step(actions)`` takes (n, 28) and returns stacked results.
+    """``n`` scenes; ``step(actions)`` takes (n, 28) and returns stacked results.
 
-    Scenes that finish are reset at once (seeds ``seed + n * episode_count + i``), and the
-    observation returned for them is the first of their new episode; ``info["final_success"]``
-    keeps what happened.
+    ``task`` names one task for every scene or one per scene (all tasks share the workcell's
+    model, so their physics batches together). Scenes that finish are reset at once (seeds
+    ``seed + n * episode_count + i``), and the observation returned for them is the first of
+    their new episode; ``info["final_success"]`` keeps what happened and ``info["reset"]`` says
+    which scenes started anew. ``on_reset(i, env)``, if given, runs before every reset of scene
+    ``i`` (to change its task, difficulty or randomization: a curriculum's hook).
     """
 
     def __init__(
         self,
-        task: str = "sort_cells",
+        task: str | Sequence[str] = "sort_cells",
         n: int = 8,
         difficulty: dict[str, Any] | None = None,
         randomization: RandomizationConfig | None = None,
         nthread: int | None = None,
+        on_reset: Callable[[int, WorkcellEnv], None] | None = None,
     ):
+        tasks = [task] * n if isinstance(task, str) else list(task)
+        if len(tasks) != n:
+            raise ValueError(f"{len(tasks)} tasks given for {n} scenes")
         if n < 1:
             raise ValueError(f"a batched env needs at least one scene, got n={n}")
-        self.envs = [WorkcellEnv(task, difficulty, randomization) for _ in range(n)]
+        self.envs = [WorkcellEnv(t, difficulty, randomization) for t in tasks]
+        self.on_reset = on_reset
         self.n = n
         self.nthread = nthread or min(n, os.cpu_count() or 1)
         self._thread_data = [mujoco.MjData(self.envs[0].model) for _ in range(self.nthread)]
         self._episodes = np.zeros(n, dtype=int)
         self._seed = 0
 
-    def reset(self, seed: int = 0) -> dict:
+    def reset(self, seed: int = 0, seeds: Sequence[int] | None = None) -> dict:
+        """Start every scene: scene i with ``seeds[i]`` if given, else ``seed + i``."""
+        if seeds is not None and len(seeds) != self.n:
+            raise ValueError(f"{len(seeds)} seeds given for {self.n} scenes")
         self._seed = seed
         self._episodes[:] = 0
-        return self._stack([env.reset(seed + i)[0] for i, env in enumerate(self.envs)])
+        return self._stack([self._reset(i, seed + i if seeds is None else int(seeds[i])) for i in range(self.n)])
+
+    def _reset(self, i: int, seed: int) -> dict:
+        if self.on_reset is not None:
+            self.on_reset(i, self.envs[i])
+        return self.envs[i].reset(seed)[0]
 
     def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
         actions = np.asarray(actions)
@@ -64,9 +80,9 @@ class BatchedWorkcellEnv:
             success[i] = info["success"]
             if term[i] or trunc[i]:
                 self._episodes[i] += 1
-                o, _ = env.reset(self._seed + self.n * self._episodes[i] + i)
+                o = self._reset(i, self._seed + self.n * self._episodes[i] + i)
             obs.append(o)
-        return self._stack(obs), rew, term, trunc, {"final_success": success}
+        return self._stack(obs), rew, term, trunc, {"final_success": success, "reset": term | trunc}
 
     def physics(self) -> None:
         """Advance every scene by one control step of physics, in parallel threads."""

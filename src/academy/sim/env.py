@@ -84,6 +84,15 @@ class WorkcellEnv:
         self._proprio_noise = 0.0
         self._object_noise = 0.0
 
+    def set_task(self, task: str | Task, difficulty: dict[str, Any] | None = None) -> None:
+        """Another task or difficulty from the next ``reset`` on (the curriculum's lever)."""
+        self.task = make_task(task, **(difficulty or {}))
+        self.max_steps = self.task.max_steps(CONTROL_DT)
+
+    def potential(self) -> float:
+        """The task's dense reward in the current state (what ``step`` returns after a step)."""
+        return self.task.reward(self.world, self.data, self.goal)
+
     # ------------------------------------------------------------------ episode
     def reset(self, seed: int | None = None) -> tuple[dict, dict]:
         """Start an episode: new randomization (if any), robot at home, task's objects placed."""
