@@ -318,6 +318,25 @@ def learn(
     console.print(f"checkpoint: {out}")
 
 
+def _practice_with_progress(cfg) -> dict:
+    from academy.practice.run import practice as run_practice
+
+    with _progress() as progress:
+        bar = progress.add_task("practice", total=int(60 * cfg.minutes))
+
+        def show(row: dict) -> None:
+            wins = ", ".join(f"{t} {v:.0%}" for t, v in row.get("eval", {}).items())
+            progress.update(bar, completed=min(int(row["seconds"]), int(60 * cfg.minutes)),
+                            description=f"practice: update {row['update']}, {row['env_steps']} steps"
+                            + (f", eval {wins}" if wins else ""))
+            for change in row["changes"]:
+                progress.console.print(f"curriculum: {change}")
+
+        summary = run_practice(cfg, on_update=show)
+        progress.update(bar, completed=int(60 * cfg.minutes))
+    return summary
+
+
 @app.command()
 def practice(
     policy: Path = typer.Option(..., help="the learned policy to start from (a checkpoint folder)"),
@@ -325,19 +344,20 @@ def practice(
     task: list[str] = typer.Option([], help="tasks to practise (default: all the policy knows), repeatable"),
     minutes: float = typer.Option(20.0, min=0.05, help="wall-clock budget"),
     updates: Optional[int] = typer.Option(None, min=1, help="stop after this many PPO updates"),
-    scenes: int = typer.Option(8, min=1, help="scenes per task"),
+    scenes: int = typer.Option(12, min=1, help="scenes per task"),
     steps: int = typer.Option(64, min=1, help="control steps per scene per update"),
     workers: int = typer.Option(2, min=1, help="rollout workers"),
     backend: str = typer.Option("local", help="local, or ray (workers as Ray actors)"),
     curriculum: bool = typer.Option(True, help="start easy and promote by success (--no-curriculum: the target from the start)"),
     difficulty: list[str] = typer.Option([], "--difficulty", "-d", help="task.knob=value: the target difficulty, repeatable"),
     robot: Optional[str] = typer.Option(None, help="fine-tune on this reality robot instead of the simulation"),
+    space: str = typer.Option("hands", help="the residual's actions: hands (grasp-site offsets) or joints"),
     eval_every: int = typer.Option(15, min=1, help="evaluate every this many updates"),
     eval_episodes: int = typer.Option(16, min=1, help="evaluation episodes per task (fixed seeds)"),
     seed: int = typer.Option(0),
 ) -> None:
     """Practise in simulation: residual PPO on a learned policy, with a curriculum and randomization."""
-    from academy.practice.run import PracticeConfig, practice as run_practice
+    from academy.practice.run import PracticeConfig
     from academy.sim.reality import HELD_OUT_SERIALS
 
     target: dict = {}
@@ -352,21 +372,9 @@ def practice(
     cfg = PracticeConfig(policy=str(policy), out=str(out), tasks=task or None, minutes=minutes, iterations=updates,
                          scenes_per_task=scenes, steps=steps, workers=workers, backend=backend,
                          curriculum=curriculum, target=target, robot=robot, eval_every=eval_every,
-                         eval_episodes=eval_episodes, seed=seed)
+                         eval_episodes=eval_episodes, seed=seed, space=space)
     try:
-        with _progress() as progress:
-            bar = progress.add_task("practice", total=int(60 * minutes))
-
-            def show(row: dict) -> None:
-                wins = ", ".join(f"{t} {v:.0%}" for t, v in row.get("eval", {}).items())
-                progress.update(bar, completed=min(int(row["seconds"]), int(60 * minutes)),
-                                description=f"practice: update {row['update']}, {row['env_steps']} steps"
-                                + (f", eval {wins}" if wins else ""))
-                for change in row["changes"]:
-                    progress.console.print(f"curriculum: {change}")
-
-            summary = run_practice(cfg, on_update=show)
-            progress.update(bar, completed=int(60 * minutes))
+        summary = _practice_with_progress(cfg)
     except (FileNotFoundError, ValueError) as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from None
@@ -419,10 +427,11 @@ def run(
     episodes: int = typer.Option(10, min=1, help="expert episodes per task shown (one video each)"),
     demos: int = typer.Option(100, min=1, help="expert demonstrations per task to learn from"),
     learn_minutes: float = typer.Option(10.0, min=0.05, help="training time budget"),
+    practice_minutes: float = typer.Option(10.0, min=0.0, help="practice budget (0: skip practice)"),
     eval_episodes: int = typer.Option(50, min=1, help="held-out episodes per task, nominal and reality"),
     workspace: Path = typer.Option(Path("academy-data"), help="workspace directory"),
 ) -> None:
-    """Run every stage that exists: experts (videos), demonstrations, one policy, its evaluation."""
+    """Run every stage that exists: experts (videos), demonstrations, one policy, practice, evaluations."""
     from academy.data import Dataset
     from academy.data.collect import collect as record
     from academy.evaluate import evaluate
@@ -479,6 +488,28 @@ def run(
         table.add_row(t, f"{r['nominal_success']:.0%} of {r['nominal_episodes']}",
                       f"{r['reality_success']:.0%} of {r['reality_episodes']}")
     console.print(table)
+
+    # practice: residual RL on the learned policy; the practiced policy evaluated like the learned one
+    if practice_minutes > 0:
+        from academy.practice.run import PracticeConfig
+
+        practice_dir = run_dir / "practice"
+        psum = _practice_with_progress(PracticeConfig(policy=str(policy_dir), out=str(practice_dir),
+                                                      minutes=practice_minutes))
+        with _progress() as progress:
+            bar = progress.add_task("eval: practiced policy", total=2 * eval_episodes * len(REGISTRY))
+            practiced = evaluate(str(practice_dir / "policy"), list(REGISTRY), eval_episodes,
+                                 on_job=lambda t, s, wins: progress.advance(bar, len(wins)))
+        summary["stages"]["practice"] = {"run": str(practice_dir), "updates": psum["updates"],
+                                         "env_steps": psum["env_steps"], "kept_update": psum["best"]["update"],
+                                         "eval": practiced}
+        table = Table("task", "learned -> practiced, held-out seeds", "learned -> practiced, reality robots")
+        for t, r in practiced.items():
+            before = results[t]
+            table.add_row(t, f"{before['nominal_success']:.0%} -> {r['nominal_success']:.0%}",
+                          f"{before['reality_success']:.0%} -> {r['reality_success']:.0%}")
+        console.print(table)
+        console.print(f"practice: curve {practice_dir / 'curve.png'}")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     console.print(f"run folder: {run_dir}")
 

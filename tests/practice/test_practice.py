@@ -31,27 +31,34 @@ def tiny(base, out, **kw):
 
 
 # ---------------------------------------------------------------- curriculum
+def cohort(c, task, outcomes, started):
+    for scene, ok in enumerate(outcomes):
+        c.record(task, scene, ok, started)
+
+
 def test_curriculum_promotes_first_term_and_demotes_the_last_raised():
     c = Curriculum(["sort_cells"], window=4)
     start = c.levels()["sort_cells"]
     assert start == {"randomization": 0.0, "n_cells": 1, "spread": 0.3}
-    for _ in range(4):
-        c.record("sort_cells", True)
+    cohort(c, "sort_cells", [True] * 4, started=1)
     assert c.update(1) == ["sort_cells: randomization up to 0.5 (success 100%)"]
-    for _ in range(3):  # window not full again: no change
-        c.record("sort_cells", True)
-    assert c.update(2) == []
-    c.record("sort_cells", True)
-    c.update(3)
-    assert c.levels()["sort_cells"]["randomization"] == 1.0  # the top: target randomization 1.0
-    for _ in range(4):
-        c.record("sort_cells", True)
+    cohort(c, "sort_cells", [True] * 4, started=1)  # episodes begun before the change do not count
+    c.record("sort_cells", 0, False, 2)
+    c.record("sort_cells", 0, True, 3)  # only a scene's first episode after the change counts
+    c.record("sort_cells", 1, True, 2)
+    c.record("sort_cells", 2, True, 2)
+    assert c.update(2) == []  # scene 3 has not finished one yet: every scene must report
+    c.record("sort_cells", 3, True, 2)
+    assert c.update(3) == []  # 3 of 4 succeeded: 75%, neither promote (80%) nor demote (30%)
+    cohort(c, "sort_cells", [True] * 4, started=4)
     c.update(4)
+    assert c.levels()["sort_cells"]["randomization"] == 1.0  # the top: target randomization 1.0
+    cohort(c, "sort_cells", [True] * 4, started=5)
+    c.update(5)
     assert c.levels()["sort_cells"]["n_cells"] == 2
-    for _ in range(4):
-        c.record("sort_cells", False)
-    assert c.update(5) == ["sort_cells: n_cells down to 1 (success 0%)"]
-    assert [h["step"] for h in c.history] == [1, 2, 3, 4, 5]
+    cohort(c, "sort_cells", [False] * 4, started=6)
+    assert c.update(6) == ["sort_cells: n_cells down to 1 (success 0%)"]
+    assert [h["step"] for h in c.history] == [1, 2, 3, 4, 5, 6]
 
 
 def test_curriculum_tops_are_the_target_and_disabled_starts_there():
@@ -64,8 +71,7 @@ def test_curriculum_tops_are_the_target_and_disabled_starts_there():
     assert randomization.terms["friction"].high == TRAINING_RANGES["friction"][1]
     c2 = Curriculum(["place_part"])
     assert c2.ladders["place_part"][1].levels == (0.008, 0.006, 0.004)  # tightening stops at the target
-    for _ in range(100):
-        c.record("sort_cells", True)
+    cohort(c, "sort_cells", [True] * 16, started=1)
     assert c.update(1) == []  # a disabled curriculum never moves
 
 
@@ -153,6 +159,8 @@ def test_bad_practice_settings_are_named(base, tmp_path):
         practice(tiny(base, tmp_path / "a", backend="spark"))
     with pytest.raises(ValueError, match=r"does not know the task\(s\) \['stack'\]"):
         practice(tiny(base, tmp_path / "b", tasks=["stack"]))
+    with pytest.raises(ValueError, match="residual space must be one of"):
+        practice(tiny(base, tmp_path / "d", space="wrists"))
     with pytest.raises(FileNotFoundError, match="not a policy checkpoint"):
         practice(tiny(tmp_path, tmp_path / "c"))
 

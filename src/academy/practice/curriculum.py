@@ -6,9 +6,13 @@ its nominal value (0: the nominal robot, 1: ``TRAINING_RANGES``, 2: twice as wid
 curriculum is the one list ``TERMS`` below; ``Curriculum.levels()`` is what the run logs at
 every update.
 
-Rule, per task, after each update: once ``window`` episodes have finished since the task's last
-change, a success rate of at least ``promote`` raises the first of its terms not at the top,
-and one below ``demote`` lowers the term raised last. A term's top is the target difficulty
+Rule, per task, after each update: once every one of the task's ``window`` scenes has finished
+an episode that began after the task's last change, the success rate of those episodes (the
+first per scene) decides: at least ``promote`` raises the first of its terms not at the top,
+below ``demote`` lowers the term raised last. Counting the first episode of every scene, rather
+than the first ``window`` episodes to end, matters: successes end early and failures run to the
+time limit, so the first episodes to end after a change are mostly successes (an earlier version
+promoted place_part at "94%" where the same level later gave 25%). A term's top is the target difficulty
 (the task's default unless the run names another), so a run ends practising what it is
 evaluated on.
 """
@@ -100,7 +104,8 @@ class Curriculum:
                 ladder.level = 0 if self.enabled else len(levels) - 1
                 self.ladders[task].append(ladder)
         self._raised: dict[str, list[int]] = {t: [] for t in self.tasks}
-        self._results: dict[str, list[bool]] = {t: [] for t in self.tasks}
+        self._results: dict[str, dict[int, bool]] = {t: {} for t in self.tasks}  # scene -> first outcome
+        self._since: dict[str, int] = {t: 0 for t in self.tasks}  # the update of the task's last change
         self.history: list[dict] = []
 
     def _top(self, task: str, name: str) -> float:
@@ -138,8 +143,10 @@ class Curriculum:
     def at_top(self, task: str) -> bool:
         return all(ld.level == len(ld.levels) - 1 for ld in self.ladders[task])
 
-    def record(self, task: str, success: bool) -> None:
-        self._results[task].append(bool(success))
+    def record(self, task: str, scene: int, success: bool, started: int) -> None:
+        """An episode of ``task`` that scene ``scene`` began in update ``started`` ended."""
+        if started > self._since[task]:
+            self._results[task].setdefault(scene, bool(success))
 
     def update(self, step: int) -> list[str]:
         """Promote or demote each task once if its window is full; returns what changed."""
@@ -148,7 +155,7 @@ class Curriculum:
             results = self._results[task]
             if not self.enabled or len(results) < self.window:
                 continue
-            rate = float(np.mean(results[-self.window :]))
+            rate = float(np.mean(list(results.values())))
             ladders = self.ladders[task]
             if rate >= self.promote:
                 rising = [i for i, ld in enumerate(ladders) if ld.level < len(ld.levels) - 1]
@@ -161,8 +168,8 @@ class Curriculum:
                 i = self._raised[task].pop()
                 ladders[i].level -= 1
                 changes.append(f"{task}: {ladders[i].term.name} down to {ladders[i].value} (success {rate:.0%})")
-            if changes and changes[-1].startswith(task):
-                self._results[task] = []
+            self._results[task] = {}  # a new cohort: episodes begun after this update
+            self._since[task] = step
         self.history.append({"step": step, "levels": self.levels(), "changes": changes})
         return changes
 

@@ -22,7 +22,7 @@ from academy.practice.residual import ResidualActorCritic
 
 @dataclass
 class PPOConfig:
-    lr: float = 3e-4
+    lr: float = 1e-4
     epochs: int = 4
     minibatches: int = 4
     clip: float = 0.2
@@ -30,9 +30,9 @@ class PPOConfig:
     lam: float = 0.95
     value_coef: float = 0.5
     entropy_coef: float = 0.0
-    residual_coef: float = 0.01
+    residual_coef: float = 0.5
     max_grad_norm: float = 1.0
-    target_kl: float = 0.02  # stop an update's epochs early once the policy moved this far
+    target_kl: float = 0.01  # stop an update's epochs early once the policy moved this far
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -47,7 +47,8 @@ class RobotScenes:
 
     def reset(self, seed: int = 0, seeds=None) -> dict:
         self._seed = seed
-        return BatchedWorkcellEnv._stack([env.reset(seed + i)[0] for i, env in enumerate(self.envs)])
+        seeds = [seed + i for i in range(self.n)] if seeds is None else seeds
+        return BatchedWorkcellEnv._stack([env.reset(int(s))[0] for s, env in zip(seeds, self.envs)])
 
     def step(self, actions: np.ndarray):
         out, rew = [], np.zeros(self.n)
@@ -100,8 +101,9 @@ class RolloutWorker:
             env = self.env.envs[i]
             self.potential[i] = env.potential() if hasattr(env, "potential") else np.nan
 
-    def collect(self, weights: dict, plan: dict, steps: int) -> dict[str, np.ndarray]:
-        """``steps`` control steps of every scene; arrays are (steps, scenes, ...)."""
+    def collect(self, weights: dict, plan: dict, steps: int, update: int = 0) -> dict[str, np.ndarray]:
+        """``steps`` control steps of every scene for update ``update``; arrays are (steps, scenes, ...);
+        ``started`` is the update in which each step's episode began."""
         self.net.load_state_dict(weights)
         self.plan = plan
         n = len(self.scene_tasks)
@@ -109,8 +111,9 @@ class RolloutWorker:
             self.obs = self.env.reset(self.seed)
             self.base.reset(n)
             self._potentials(np.ones(n, bool))
+            self.started = np.full(n, update)
             self.base_action = self.base.act(policy_batch(self.obs))
-        keys = ("feats", "actions", "logp", "values", "rewards", "dones", "truncs", "successes")
+        keys = ("feats", "actions", "logp", "values", "rewards", "dones", "truncs", "successes", "started")
         out: dict[str, list] = {k: [] for k in keys}
         timing = {"physics": 0.0, "policy": 0.0}
         std = self.net.log_std.detach().exp().numpy()
@@ -135,11 +138,13 @@ class RolloutWorker:
             self._potentials(info["reset"])
             self.base.reset_rows(info["reset"])
             self.held[info["reset"]] = 0
+            began = self.started.copy()  # the update each ending episode began in
+            self.started[info["reset"]] = update
             self.base_action = self.base.act(policy_batch(self.obs))  # the base acts once per observation
             timing["physics"] += t2 - t1
             timing["policy"] += time.perf_counter() - t2 + t1 - t0
             for k, v in zip(keys, (feats, a, logp, value.numpy(), reward, info["reset"], trunc & ~term,
-                                   info["final_success"])):
+                                   info["final_success"], began)):
                 out[k].append(np.asarray(v))
         with torch.inference_mode():  # the value of where the rollout stopped
             _, last = self.net(torch.as_tensor(self.net.observe(policy_batch(self.obs), self.base_action)[0]))

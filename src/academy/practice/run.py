@@ -31,8 +31,8 @@ import torch
 from academy.learn.policy import Policy
 from academy.practice.curriculum import Curriculum
 from academy.practice.ppo import PPOConfig, update
-from academy.practice.residual import ResidualActorCritic, default_scale, feature_dim, save_residual
-from academy.practice.rollout import RolloutWorker, policy_batch
+from academy.practice.residual import SPACES, ResidualActorCritic, default_scale, feature_dim, save_residual
+from academy.practice.rollout import RobotScenes, RolloutWorker, policy_batch
 from academy.sim.batched import BatchedWorkcellEnv
 
 PRACTICE_EVAL_SEED = 200000  # model selection seeds: apart from demos (0..) and final evaluation (100000..)
@@ -45,7 +45,7 @@ class PracticeConfig:
     tasks: list[str] | None = None  # default: every task the policy knows
     minutes: float = 20.0
     iterations: int | None = None  # stop after this many updates (whichever of the two comes first)
-    scenes_per_task: int = 8
+    scenes_per_task: int = 12
     steps: int = 64  # control steps per scene per update
     workers: int = 2
     backend: str = "local"  # or "ray"
@@ -69,14 +69,18 @@ class PracticeConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.minutes <= 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
+        if self.space not in SPACES:
+            raise ValueError(f"residual space must be one of {SPACES}, got '{self.space}'")
+        if self.noise_hold < 1:
+            raise ValueError(f"noise_hold must be at least 1, got {self.noise_hold}")
 
 
 class LocalBackend:
     def __init__(self, worker_args: list[dict]):
         self.workers = [RolloutWorker(**a) for a in worker_args]
 
-    def collect(self, weights: dict, plan: dict, steps: int) -> list[dict]:
-        return [w.collect(weights, plan, steps) for w in self.workers]
+    def collect(self, weights: dict, plan: dict, steps: int, update: int) -> list[dict]:
+        return [w.collect(weights, plan, steps, update) for w in self.workers]
 
     def close(self) -> None:
         for w in self.workers:
@@ -101,9 +105,9 @@ class RayBackend:
         remote = ray.remote(num_cpus=1)(RolloutWorker)
         self.workers = [remote.remote(**{**a, "nthread": 1}) for a in worker_args]
 
-    def collect(self, weights: dict, plan: dict, steps: int) -> list[dict]:
+    def collect(self, weights: dict, plan: dict, steps: int, update: int) -> list[dict]:
         ref = self.ray.put(weights)
-        return self.ray.get([w.collect.remote(ref, plan, steps) for w in self.workers])
+        return self.ray.get([w.collect.remote(ref, plan, steps, update) for w in self.workers])
 
     def close(self) -> None:
         for w in self.workers:
@@ -118,19 +122,11 @@ def evaluate_scenes(policy: Policy, tasks: list[str], episodes: int, plan: dict,
 
     The scenes use the plan's difficulty without randomization: the nominal robot (or ``robot``).
     """
-    from academy.practice.rollout import RobotScenes
-
     scene_tasks = [t for t in tasks for _ in range(episodes)]
-    if robot:
-        env = RobotScenes(robot, scene_tasks)
-        for i, e in enumerate(env.envs):
-            e.set_task(scene_tasks[i], plan[scene_tasks[i]][0])
-        obs = BatchedWorkcellEnv._stack([e.reset(first_seed + i % episodes)[0] for i, e in enumerate(env.envs)])
-    else:
-        env = BatchedWorkcellEnv(scene_tasks, n=len(scene_tasks))
-        for i, e in enumerate(env.envs):
-            e.set_task(scene_tasks[i], plan[scene_tasks[i]][0])
-        obs = env.reset(seeds=[first_seed + i % episodes for i in range(len(scene_tasks))])
+    env = RobotScenes(robot, scene_tasks) if robot else BatchedWorkcellEnv(scene_tasks, n=len(scene_tasks))
+    for i, e in enumerate(env.envs):
+        e.set_task(scene_tasks[i], plan[scene_tasks[i]][0])
+    obs = env.reset(seeds=[first_seed + i % episodes for i in range(len(scene_tasks))])
     policy.reset(len(scene_tasks))
     outcome = np.full(len(scene_tasks), -1)
     while (outcome < 0).any():
@@ -213,7 +209,7 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
         raise ValueError(f"the policy at {base_path} does not know the task(s) {unknown}; it knows {base.tasks}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    curriculum = Curriculum(tasks, target=cfg.target, enabled=cfg.curriculum)
+    curriculum = Curriculum(tasks, target=cfg.target, enabled=cfg.curriculum, window=cfg.scenes_per_task)
     sizes = {"feat_dim": feature_dim(len(base.tasks), base.cfg.obs_dims), "n_tasks": len(base.tasks),
              "scale": default_scale(cfg.space), "hidden": cfg.hidden, "init_std": cfg.init_std, "space": cfg.space}
     net = ResidualActorCritic(**sizes)
@@ -258,7 +254,7 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
             update_no += 1
             t0 = time.time()
             weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            batch = _merge(backend.collect(weights, curriculum.plan(), cfg.steps))
+            batch = _merge(backend.collect(weights, curriculum.plan(), cfg.steps, update_no))
             t1 = time.time()
             timing["collect"] += t1 - t0
             timing["physics"] += batch["timing"]["physics"]
@@ -269,7 +265,7 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
             for step, scene in zip(*np.nonzero(done)):
                 task = base.tasks[batch["tasks"][scene]]
                 ended[task].append(bool(batch["successes"][step, scene]))
-                curriculum.record(task, bool(batch["successes"][step, scene]))
+                curriculum.record(task, int(scene), bool(batch["successes"][step, scene]), int(batch["started"][step, scene]))
             if net.norm.count == 0:  # fit the features' scale before the first update (the actor's output
                 net.norm.update(batch["feats"])  # is still zero, so the collected log-probabilities hold)
             net.train()
