@@ -208,3 +208,13 @@ def test_hand_action_policy_trains_reloads_and_exports(demos, tmp_path):
 def test_unknown_action_space_is_named(demos, tmp_path):
     with pytest.raises(ValueError, match="unknown action space 'wheels'"):
         train(demos, tmp_path / "x", TrainConfig(max_steps=2, actions="wheels"))
+
+
+def test_input_scales_have_a_floor(checkpoint):
+    # joints the demos barely move must not turn sensor noise into inputs many stds out
+    from academy.learn.train import INPUT_STD_FLOOR
+
+    model = Policy.load(checkpoint[0]).model
+    for norm in [*model.norm.values(), model.action_norm]:
+        assert float(norm.std.min()) >= INPUT_STD_FLOOR
+    assert float(model.norm["observation_state"].std.max()) > INPUT_STD_FLOOR  # moving joints keep their own scale

@@ -80,11 +80,19 @@ class Frames:
         return {"mean": delta.mean(0), "std": delta.std(0).clamp_min(1e-4)}
 
 
+# A floor on the input scales (rad, m): joints the demonstrations barely move (neck, waist: std 0.2-1.2
+# mrad) would otherwise turn a robot's 2.5 mrad of sensor noise or 8 mrad of calibration offset into
+# inputs 2-8 standard deviations out, and the policy failed on them (benchmarks/reality_gap.py).
+INPUT_STD_FLOOR = 0.01
+
+
 def _stats_tensors(ds: Dataset, frames: "Frames", cfg: PolicyConfig) -> dict:
     stats = placeholder_stats(cfg)
-    stats.update({k: {s: torch.as_tensor(np.asarray(ds.stats[k][s]), dtype=torch.float32) for s in ("mean", "std")}
+    stats.update({k: {"mean": torch.as_tensor(np.asarray(ds.stats[k]["mean"]), dtype=torch.float32),
+                      "std": torch.as_tensor(np.asarray(ds.stats[k]["std"]), dtype=torch.float32).clamp_min(INPUT_STD_FLOOR)}
                   for k in OBS_KEYS})
-    stats[ACTION_KEY] = {"mean": frames.action.mean(0), "std": frames.action.std(0)}  # in the network's space
+    stats[ACTION_KEY] = {"mean": frames.action.mean(0),  # in the network's space
+                         "std": frames.action.std(0).clamp_min(INPUT_STD_FLOOR)}
     stats["delta"] = frames.delta_stats(cfg.chunk)
     return stats
 
