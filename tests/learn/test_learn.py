@@ -30,7 +30,7 @@ def checkpoint(demos, tmp_path_factory):
 def test_training_lowers_the_loss(checkpoint):
     _, info = checkpoint
     assert info["steps"] == 400
-    assert info["final_loss"] < 0.5 * info["first_loss"]
+    assert info["final_loss"] < 0.6 * info["first_loss"]  # 0.56 with the input-scale floor (0.45 without)
     assert info["val_episodes"] == 1 and info["val_loss"] is not None
 
 
@@ -216,5 +216,5 @@ def test_input_scales_have_a_floor(checkpoint):
 
     model = Policy.load(checkpoint[0]).model
     for norm in [*model.norm.values(), model.action_norm]:
-        assert float(norm.std.min()) >= INPUT_STD_FLOOR
+        assert float(norm.std.min()) >= INPUT_STD_FLOOR - 1e-6  # float32
     assert float(model.norm["observation_state"].std.max()) > INPUT_STD_FLOOR  # moving joints keep their own scale
