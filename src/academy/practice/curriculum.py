@@ -140,9 +140,6 @@ class Curriculum:
         return {t: {ld.term.name: (ld.level / (len(ld.levels) - 1) if len(ld.levels) > 1 else 1.0) for ld in ladders}
                 for t, ladders in self.ladders.items()}
 
-    def at_top(self, task: str) -> bool:
-        return all(ld.level == len(ld.levels) - 1 for ld in self.ladders[task])
-
     def record(self, task: str, scene: int, success: bool, started: int) -> None:
         """An episode of ``task`` that scene ``scene`` began in update ``started`` ended."""
         if started > self._since[task]:

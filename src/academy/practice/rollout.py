@@ -112,14 +112,15 @@ class RolloutWorker:
             self.base.reset(n)
             self._potentials(np.ones(n, bool))
             self.started = np.full(n, update)
-            self.base_action = self.base.act(policy_batch(self.obs))
+            self.batch = policy_batch(self.obs)
+            self.base_action = self.base.act(self.batch)
         keys = ("feats", "actions", "logp", "values", "rewards", "dones", "truncs", "successes", "started")
         out: dict[str, list] = {k: [] for k in keys}
         timing = {"physics": 0.0, "policy": 0.0}
         std = self.net.log_std.detach().exp().numpy()
         for _ in range(steps):
             t0 = time.perf_counter()
-            batch, base = policy_batch(self.obs), self.base_action
+            batch, base = self.batch, self.base_action
             feats, jac = self.net.observe(batch, base)
             with torch.inference_mode():
                 mu, value = self.net(torch.as_tensor(feats))
@@ -140,14 +141,15 @@ class RolloutWorker:
             self.held[info["reset"]] = 0
             began = self.started.copy()  # the update each ending episode began in
             self.started[info["reset"]] = update
-            self.base_action = self.base.act(policy_batch(self.obs))  # the base acts once per observation
+            self.batch = policy_batch(self.obs)
+            self.base_action = self.base.act(self.batch)  # the base acts once per observation
             timing["physics"] += t2 - t1
             timing["policy"] += time.perf_counter() - t2 + t1 - t0
             for k, v in zip(keys, (feats, a, logp, value.numpy(), reward, info["reset"], trunc & ~term,
                                    info["final_success"], began)):
                 out[k].append(np.asarray(v))
         with torch.inference_mode():  # the value of where the rollout stopped
-            _, last = self.net(torch.as_tensor(self.net.observe(policy_batch(self.obs), self.base_action)[0]))
+            _, last = self.net(torch.as_tensor(self.net.observe(self.batch, self.base_action)[0]))
         arrays = {k: np.stack(v) for k, v in out.items()}
         arrays["last_value"] = last.numpy()
         arrays["tasks"] = np.array([self.base.tasks.index(t) for t in self.scene_tasks])

@@ -234,6 +234,16 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
         return {"update": update_no, "env_steps": env_steps, "success": success,
                 "mean": float(np.mean(list(success.values()))), "seconds": time.time() - t0}
 
+    def evaluate_and_keep(update_no: int, env_steps: int) -> dict:
+        """Evaluate; if it beats the best so far, keep this residual as the run's policy."""
+        nonlocal best
+        evals.append(run_eval(update_no, env_steps))
+        timing["eval"] += evals[-1]["seconds"]
+        if evals[-1]["mean"] > best["mean"]:
+            best = evals[-1]
+            _save_policy(base_path, out / "policy", net)
+        return evals[-1]
+
     log, evals = [], []
     t_start = time.time()
     timing = {"collect": 0.0, "physics": 0.0, "policy": 0.0, "learn": 0.0, "eval": 0.0}
@@ -282,12 +292,7 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
                 **stats, "levels": curriculum.levels(), "ladders": curriculum.positions(), "changes": changes,
             }
             if update_no % cfg.eval_every == 0:
-                evals.append(run_eval(update_no, env_steps))
-                timing["eval"] += evals[-1]["seconds"]
-                row["eval"] = evals[-1]["success"]
-                if evals[-1]["mean"] > best["mean"]:
-                    best = evals[-1]
-                    _save_policy(base_path, out / "policy", net)
+                row["eval"] = evaluate_and_keep(update_no, env_steps)["success"]
                 plot_curve(log + [row], evals, out / "curve.png")
             log.append(row)
             logf.write(json.dumps(row) + "\n")
@@ -295,11 +300,7 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
             if on_update:
                 on_update(row)
         if not log or "eval" not in log[-1]:  # always end with an evaluation of the last update
-            evals.append(run_eval(update_no, env_steps))
-            timing["eval"] += evals[-1]["seconds"]
-            if evals[-1]["mean"] > best["mean"]:
-                best = evals[-1]
-                _save_policy(base_path, out / "policy", net)
+            evaluate_and_keep(update_no, env_steps)
     finally:
         logf.close()
         backend.close()
