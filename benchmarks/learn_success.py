@@ -1,6 +1,11 @@
 """Learned-policy success: one network for every task, against one network per task.
 
     python benchmarks/learn_success.py --minutes 10 --episodes 100 [--per-task]
+    python benchmarks/learn_success.py --dataset <demos> --one <checkpoint> --steps 20421 --per-task
+
+--one takes an already trained one-for-all checkpoint (its train.json gives the budget) instead
+of training it. --steps fixes the optimiser steps of every training (the time cap is then
+3x --minutes), so the comparison does not depend on how busy the machine is.
 
 Collects 100 expert demonstrations per task (seeds 0..99) if the dataset does not exist, trains
 the one policy within the time budget on this machine's cores, and evaluates it on held-out
@@ -36,6 +41,8 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--arch", default="mlp")
     p.add_argument("--out", default="academy-data/policies/bench")
+    p.add_argument("--steps", type=int, default=None, help="fixed optimiser steps per training")
+    p.add_argument("--one", default=None, help="an existing one-for-all checkpoint to compare against")
     p.add_argument("--per-task", action="store_true")
     p.add_argument("--skip-train", action="store_true", help="evaluate existing checkpoints")
     args = p.parse_args()
@@ -43,12 +50,17 @@ def main() -> None:
     if not Path(args.dataset, "meta/info.json").exists():
         for task in tasks:
             collect(task, args.demos, args.dataset)
-    cfg = TrainConfig(arch=args.arch, max_minutes=args.minutes, max_steps=10**9)
-    result: dict = {"dataset": args.dataset, "minutes": args.minutes, "episodes": args.episodes, "arch": args.arch}
-    one = Path(args.out) / f"all-{args.arch}"
+    if args.steps:
+        cfg = TrainConfig(arch=args.arch, max_minutes=3 * args.minutes, max_steps=args.steps)
+    else:
+        cfg = TrainConfig(arch=args.arch, max_minutes=args.minutes, max_steps=10**9)
+    result: dict = {"dataset": args.dataset, "minutes": args.minutes, "steps": args.steps,
+                    "episodes": args.episodes, "arch": args.arch}
+    one = Path(args.one) if args.one else Path(args.out) / f"all-{args.arch}"
     t0 = time.time()
-    info = train(args.dataset, one, cfg) if not args.skip_train else json.loads((one / "train.json").read_text())
-    result["one_policy"] = {"train": _summary(info), "eval": evaluate(str(one), tasks, args.episodes)}
+    trained = args.skip_train or args.one
+    info = json.loads((one / "train.json").read_text()) if trained else train(args.dataset, one, cfg)
+    result["one_policy"] = {"train": _summary(info), "eval": evaluate(str(one), tasks, args.episodes, reality=not args.one)}
     print(json.dumps(result["one_policy"]["eval"], indent=1))
     if args.per_task:
         result["per_task"] = {}

@@ -18,13 +18,13 @@ Flywheel stages (see docs/architecture.md for what is built):
 
 \b
   ground    built    MuJoCo workcell, tasks, experts, reality robots (academy tasks, expert)
-  watch     planned  robot demonstrations from human video
+  watch     partial  robot demonstrations from human video (academy record-human, watch)
   data      built    episode store in LeRobot's v3.0 layout (academy collect, data)
   learn     built    one policy for every skill (academy learn, eval)
   practice  built    residual RL in simulation, randomization, curriculum (academy practice)
   dream     planned  world model and imagined training
-  exam      planned  regression suite and safety gate
-  release   planned  registry and signed bundles
+  exam      built    regression suite, safety and latency, release gate (academy exam)
+  release   built    registry, signed bundles, deltas (academy release, releases)
   deploy    planned  staged over-the-air rollout with rollback
   fleet     planned  robots at work, shadow mode, telemetry
   command   planned  plain-language instructions to skill plans
@@ -512,6 +512,201 @@ def run(
         console.print(f"practice: curve {practice_dir / 'curve.png'}")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     console.print(f"run folder: {run_dir}")
+
+
+# ---------------------------------------------------------------------- exam and release
+def _exam_table(report: dict, decision=None) -> Table:
+    table = Table("skill", "nominal", "reality robots", "episode time", "safety (steps over a limit)", "gate")
+    for skill, r in report["skills"].items():
+        n, re_ = r["nominal"], r["reality"]
+        safety = ", ".join(f"{k} {v}" for k, v in r["safety"].items() if k not in ("worst", "steps") and v) or "none"
+        row = (decision.skills.get(skill, {}) if decision else {})
+        parts = [f"{part} p={row[part]['p']}" for part in ("nominal", "reality") if part in row]
+        table.add_row(skill + (" (not in policy)" if r.get("missing") else ""),
+                      f"{n['successes']}/{n['episodes']}", f"{re_['successes']}/{re_['episodes']}",
+                      f"{r['episode_seconds']} s" if r["episode_seconds"] else "-", safety, ", ".join(parts) or "-")
+    return table
+
+
+def _exam_config(episodes: int, reality_episodes: int):
+    from academy.exam.exam import ExamConfig
+
+    return ExamConfig(episodes=episodes, reality_episodes=reality_episodes)
+
+
+def _print_decision(decision, against) -> None:
+    if decision.passed:
+        console.print(f"gate: PASSED (against {'release ' + str(against) if against else 'no release: first release'})")
+    else:
+        console.print(f"gate: REFUSED (against {'release ' + str(against) if against else 'no release'})")
+        for reason in decision.reasons:
+            console.print(f"  - {reason}")
+
+
+_HOME = typer.Option(Path("academy-data/releases"), help="release home: keys, signed repository, registry")
+_DB = typer.Option(None, help="registry database URL (default: the home's SQLite file; or ACADEMY_DB_URL), "
+                               "e.g. postgresql+psycopg://user@host/db")
+
+
+@app.command()
+def exam(
+    policy: str = typer.Option(..., help="policy checkpoint folder (or 'expert')"),
+    skills: Optional[list[str]] = typer.Option(None, "--skill", help="skills to examine (default: the policy's and every mastered one)"),
+    episodes: int = typer.Option(24, min=1, help="nominal scenes per skill"),
+    reality_episodes: int = typer.Option(16, min=0, help="scenes per skill on the held-out reality robots"),
+    home: Path = _HOME,
+    db: Optional[str] = _DB,
+    out: Optional[Path] = typer.Option(None, help="write the exam report (JSON) here"),
+) -> None:
+    """Examine a policy on every skill (nominal and reality robots, safety, latency) and gate it against the current release."""
+    from academy.exam.exam import run_exam, save_report
+    from academy.release.publish import ReleaseHome
+
+    rh = ReleaseHome(home, db)
+    cfg = _exam_config(episodes, reality_episodes)
+    mastered = rh.registry.mastered()
+    if not skills and policy != "expert":
+        from academy.learn.checkpoint import trained_tasks
+
+        skills = list(dict.fromkeys(trained_tasks(policy) + mastered))
+    with _progress() as progress:
+        bar = progress.add_task("exam", total=None)
+        report = run_exam(policy, skills, cfg, on_episodes=lambda done, total: progress.update(bar, completed=done, total=total))
+    decision, against = rh.judge(report)
+    console.print(_exam_table(report, decision))
+    inf = report.get("inference")
+    if inf:
+        console.print(f"inference (batch 1, 1 thread): p50 {inf['p50_ms']} ms, p99 {inf['p99_ms']} ms, "
+                      f"peak memory {inf['peak_rss_mb']:.0f} MB; fits: {', '.join(inf['fits']) or 'no profile'}")
+    console.print(f"exam: {report['exam_seconds']} s of episodes, {report['seconds']} s in all")
+    _print_decision(decision, against)
+    if out:
+        save_report(report, out)
+        console.print(f"report: {out}")
+
+
+release_app = typer.Typer(help="Signed releases: keys, bundles, verification.", no_args_is_help=True, add_completion=False)
+app.add_typer(release_app, name="release")
+
+
+@release_app.command("init")
+def release_init(home: Path = _HOME, db: Optional[str] = _DB) -> None:
+    """Make a development key set (root, targets, snapshot, timestamp) and an empty signed repository."""
+    from academy.release.publish import ReleaseHome
+
+    rh = ReleaseHome(home, db)
+    keyids = rh.init()
+    for role, keyid in keyids.items():
+        console.print(f"{role:9s} key {keyid[:16]}...  {home / 'keys' / (role + '.pem')}")
+    console.print(f"repository: {home / 'repo'}; registry: {rh.db_url}")
+    console.print("development keys: in production keep root and targets offline (docs/release.md)")
+
+
+@release_app.command("publish")
+def release_publish(
+    policy: str = typer.Option(..., help="candidate policy checkpoint folder"),
+    exam_report: Optional[Path] = typer.Option(None, "--exam", help="an exam report already made (academy exam --out)"),
+    episodes: int = typer.Option(24, min=1, help="nominal scenes per skill, if the exam runs here"),
+    reality_episodes: int = typer.Option(16, min=0, help="reality-robot scenes per skill, if the exam runs here"),
+    note: str = typer.Option("", help="a note kept with the release"),
+    home: Path = _HOME,
+    db: Optional[str] = _DB,
+) -> None:
+    """Exam, gate, bundle, sign and register a candidate as the next release."""
+    from academy.exam.exam import load_report
+    from academy.release.publish import GateRefused, ReleaseHome
+
+    rh = ReleaseHome(home, db)
+    rh.require_init()
+    report = load_report(exam_report) if exam_report else None
+    try:
+        with _progress() as progress:
+            bar = progress.add_task("exam", total=None)
+            pub = rh.publish(policy, report, _exam_config(episodes, reality_episodes), note,
+                             on_episodes=lambda done, total: progress.update(bar, completed=done, total=total))
+    except GateRefused as e:
+        console.print(str(e))
+        raise typer.Exit(1)
+    console.print(_exam_table(pub.exam, pub.decision))
+    d = pub.delta
+    console.print(f"release {pub.release} (parent {pub.manifest['parent']}): {len(pub.manifest['files'])} files, "
+                  f"{d['full_bytes'] / 1e6:.1f} MB; as a delta {d['delta_bytes'] / 1e6:.2f} MB ({d['ratio']:.1%}); "
+                  f"fits {', '.join(pub.manifest['hardware_profiles']) or 'no profile'}")
+
+
+@release_app.command("verify")
+def release_verify(
+    number: int = typer.Argument(..., help="release number"),
+    root: Optional[Path] = typer.Option(None, help="trusted root metadata (default: the repository's 1.root.json)"),
+    home: Path = _HOME,
+    db: Optional[str] = _DB,
+) -> None:
+    """Fetch a release as a robot would (TUF from the trusted root, then every chunk) and check every file."""
+    from academy.release.publish import ReleaseHome
+
+    out = ReleaseHome(home, db).verify(number, root.read_bytes() if root else None)
+    console.print(f"release {number}: verified: manifest {out['manifest_sha256'][:16]}..., {out['files']} files, "
+                  f"{out['bytes'] / 1e6:.1f} MB, profiles {out['hardware_profiles']}; assembled in {out['bundle']}")
+
+
+releases_app = typer.Typer(help="The release registry: list, lineage, compare.", invoke_without_command=True,
+                           add_completion=False)
+app.add_typer(releases_app, name="releases")
+
+
+@releases_app.callback()
+def releases_list(ctx: typer.Context, home: Path = _HOME, db: Optional[str] = _DB) -> None:
+    """List releases (newest last) and the skills mastered."""
+    if ctx.invoked_subcommand:
+        ctx.obj = (home, db)
+        return
+    from academy.release.publish import ReleaseHome
+
+    reg = ReleaseHome(home, db).registry
+    table = Table("release", "parent", "created", "skills (nominal / reality)", "profiles", "delta")
+    for r in reg.releases():
+        skills = ", ".join(f"{k} {v['nominal']['successes']}/{v['nominal']['episodes']} / "
+                           f"{v['reality']['successes']}/{v['reality']['episodes']}"
+                           for k, v in r["exam"]["skills"].items())
+        d = r["gate"].get("delta", {})
+        table.add_row(str(r["number"]), str(r["parent"] or "-"), r["created"][:19], skills, ", ".join(r["profiles"]),
+                      f"{d.get('ratio', 1):.1%}")
+    console.print(table)
+    console.print(f"mastered skills (always in the exam): {', '.join(reg.mastered()) or 'none yet'}")
+
+
+@releases_app.command("lineage")
+def releases_lineage(ctx: typer.Context, number: int = typer.Argument(..., help="release number")) -> None:
+    """A release and its ancestors, newest first."""
+    from academy.release.publish import ReleaseHome
+
+    for r in ReleaseHome(*ctx.obj).registry.lineage(number):
+        console.print(f"release {r['number']}  parent {r['parent'] or '-'}  {r['created'][:19]}  "
+                      f"policy {r['policy_sha256'][:12]}  manifest {r['manifest_sha256'][:12]}  {r['note']}")
+
+
+@releases_app.command("compare")
+def releases_compare(ctx: typer.Context, a: int = typer.Argument(...), b: int = typer.Argument(...)) -> None:
+    """The exam results of two releases side by side, with the gate's test of b against a."""
+    from academy.exam.gate import gate
+    from academy.release.publish import ReleaseHome
+
+    reg = ReleaseHome(*ctx.obj).registry
+    ra, rb = reg.get(a), reg.get(b)
+    decision = gate(rb["exam"], ra["exam"], reg.mastered(), current_name=f"release {a}")
+    table = Table("skill", f"release {a} nominal", f"release {b} nominal", f"release {a} reality", f"release {b} reality",
+                  "one-sided p (nominal / reality)")
+    for skill in dict.fromkeys(list(ra["exam"]["skills"]) + list(rb["exam"]["skills"])):
+        cells = []
+        for part in ("nominal", "reality"):
+            for r in (ra, rb):
+                s = r["exam"]["skills"].get(skill)
+                cells.append(f"{s[part]['successes']}/{s[part]['episodes']}" if s else "-")
+        row = decision.skills.get(skill, {})
+        ps = " / ".join(str(row[p]["p"]) if p in row else "-" for p in ("nominal", "reality"))
+        table.add_row(skill, cells[0], cells[1], cells[2], cells[3], ps)
+    console.print(table)
+    _print_decision(decision, a)
 
 
 def main() -> None:

@@ -4,9 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from academy.data.collect import collect
 from academy.learn.policy import Policy
-from academy.learn.train import TrainConfig, train
 from academy.practice.curriculum import Curriculum, randomization_at
 from academy.practice.ppo import advantages
 from academy.practice.residual import ResidualActorCritic, default_scale, feature_dim
@@ -17,11 +15,8 @@ from academy.sim.randomize import TRAINING_RANGES
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    root = tmp_path_factory.mktemp("practice")
-    collect("handover", 2, root / "ds", workers=1)
-    train(root / "ds", root / "bc", TrainConfig(max_steps=60, max_minutes=1, batch_size=32, hidden=32, layers=1, threads=1))
-    return root / "bc"
+def base(tiny_policy):
+    return tiny_policy  # tests/conftest.py: two handover demos, 60 training steps
 
 
 def tiny(base, out, **kw):

@@ -40,7 +40,7 @@ def test_public_api_hides_the_physics():
     obs, _, _, _, info = r.step(np.array(robot.HOME))
     public = [n for n in dir(r) if not n.startswith("_")]
     assert set(public) == {"serial", "usage_steps", "task", "max_steps", "wear", "set_task", "reset",
-                           "step", "render", "close"}
+                           "step", "render", "close", "enable_safety", "safety_log"}
     for name in public:
         value = getattr(r, name)
         assert not isinstance(value, (mujoco.MjModel, mujoco.MjData, WorkcellEnv, dict)), name

@@ -62,12 +62,29 @@ def save_checkpoint(out: str | Path, model: ChunkPolicy, train_info: dict) -> Pa
     return out
 
 
-def load_model(path: str | Path) -> ChunkPolicy:
+def load_config(path: str | Path) -> PolicyConfig:
+    """A checkpoint's config (its tasks, sizes, action space) without loading the weights."""
     path = Path(path)
     for name in ("config.json", "weights.pt"):
         if not (path / name).exists():
             raise FileNotFoundError(f"{path} is not a policy checkpoint: {name} missing")
-    cfg = PolicyConfig(**json.loads((path / "config.json").read_text()))
+    return PolicyConfig(**json.loads((path / "config.json").read_text()))
+
+
+def trained_tasks(path: str | Path) -> list[str]:
+    """The tasks a checkpoint was trained on (its train.json), or every task its config knows."""
+    cfg = load_config(path)
+    info = Path(path) / "train.json"
+    if info.exists():
+        listed = json.loads(info.read_text()).get("trained_tasks")
+        if listed is not None:
+            return list(listed)
+    return list(cfg.tasks)
+
+
+def load_model(path: str | Path) -> ChunkPolicy:
+    path = Path(path)
+    cfg = load_config(path)
     state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
     model = ChunkPolicy(cfg, placeholder_stats(cfg))
     for derived in ("state_index", "hands.pass_index"):  # constants of the config, stored by early checkpoints

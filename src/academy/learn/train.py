@@ -104,7 +104,8 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
     torch.set_num_threads(cfg.threads)
     ds = Dataset(dataset)
     all_tasks = list(REGISTRY)
-    chosen = [i for t in (tasks or all_tasks) for i in ds.select(task=t, outcome=outcome)]
+    per_task = {t: ds.select(task=t, outcome=outcome) for t in (tasks or all_tasks)}
+    chosen = [i for eps in per_task.values() for i in eps]
     rng = np.random.default_rng(cfg.seed)
     chosen = sorted(chosen)
     n_val = max(1, int(len(chosen) * cfg.val_fraction)) if len(chosen) > 1 else 0
@@ -164,6 +165,7 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
             val_loss = float(np.mean([float(loss_on(val, b, 0.0)) for b in idx.split(cfg.batch_size)]))
     info = {
         "dataset": str(Path(dataset).resolve()), "episodes": len(train_eps), "val_episodes": len(val_eps),
+        "trained_tasks": [t for t, eps in per_task.items() if eps],
         "frames": frames.n, "steps": step, "seconds": round(time.time() - t0, 1),
         "first_loss": history[0][1], "final_loss": history[-1][1], "val_loss": val_loss,
         "loss_curve": history, "train": cfg.__dict__,

@@ -83,6 +83,19 @@ class WorkcellEnv:
         self._latency = 0
         self._proprio_noise = 0.0
         self._object_noise = 0.0
+        self.monitor = None  # an academy.exam.safety.SafetyMonitor, told of every reset and step
+
+    def enable_safety(self, limits=None) -> None:
+        """Count safety-limit crossings per episode (``academy.exam.safety``) from the next reset on."""
+        from academy.exam.safety import SafetyLimits, SafetyMonitor
+
+        self.monitor = SafetyMonitor(limits or SafetyLimits())
+
+    def safety_log(self) -> list[dict]:
+        """Per-episode safety counts so far, the running episode included (``enable_safety`` first)."""
+        if self.monitor is None:
+            raise RuntimeError("safety monitoring is off: call enable_safety() before the episode")
+        return self.monitor.log()
 
     def set_task(self, task: str | Task, difficulty: dict[str, Any] | None = None) -> None:
         """Another task or difficulty from the next ``reset`` on (the curriculum's lever)."""
@@ -112,6 +125,8 @@ class WorkcellEnv:
         self._pending = deque([self.home.copy()] * self._latency)
         self._rng = rng
         self.t = 0
+        if self.monitor is not None:
+            self.monitor.on_reset(m, d)
         return self.observe(), {"success": False, "goal": self.goal}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
@@ -131,6 +146,8 @@ class WorkcellEnv:
 
     def after_physics(self) -> tuple[dict, float, bool, bool, dict]:
         self.t += 1
+        if self.monitor is not None:
+            self.monitor.on_step(self.model, self.data, CONTROL_DT)
         success = self.task.success(self.world, self.data, self.goal)
         reward = self.task.reward(self.world, self.data, self.goal)
         truncated = self.t >= self.max_steps and not success

@@ -91,9 +91,18 @@ class RealityRobot:
         """Wear in [0, 1], as a maintenance log would show it (usage only, not its effects)."""
         return float(min(1.0, self.usage_steps * self.__hidden["wear_rate"]))
 
+    def enable_safety(self, limits=None) -> None:
+        """Turn on the robot's safety monitor (its controller's own: counts only, no physics out)."""
+        self.__env.enable_safety(limits)
+
+    def safety_log(self) -> list[dict]:
+        """Per-episode safety counts so far, the running episode included."""
+        return self.__env.safety_log()
+
     def set_task(self, task: str, difficulty: dict[str, Any] | None = None) -> None:
         env = self.__env
         self.__env = WorkcellEnv(task, difficulty, cameras=env.cameras, model=env.model)
+        self.__env.monitor = env.monitor
 
     def reset(self, seed: int | None = None) -> tuple[dict, dict]:
         self.__apply_wear()
