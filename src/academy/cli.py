@@ -101,6 +101,28 @@ def expert(
         console.print(f"video: {write_mp4(video, results[0].frames)}")
 
 
+def _parse_randomization(items: list[str]):
+    """["encoder_offset=0:0.01", ...] -> a RandomizationConfig with only those terms on (None if empty)."""
+    if not items:
+        return None
+    from academy.sim.randomize import RandomizationConfig
+
+    spec = {}
+    for item in items:
+        name, sep, rng = item.partition("=")
+        low, sep2, high = rng.partition(":")
+        try:
+            spec[name.strip()] = [float(low), float(high)]
+        except ValueError:
+            raise typer.BadParameter(f"expected TERM=LOW:HIGH, got {item!r}") from None
+        if not sep or not sep2:
+            raise typer.BadParameter(f"expected TERM=LOW:HIGH, got {item!r}")
+    try:
+        return RandomizationConfig.from_dict(spec).only(*spec)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
 def _task_knobs(task: str, difficulty: list[str]) -> dict:
     """The difficulty knobs given as knob=value, checked against the task (bad ones: a usage error)."""
     from academy.sim.tasks import TaskError, make_task
@@ -123,11 +145,14 @@ def collect(
     difficulty: list[str] = typer.Option([], "--difficulty", "-d", help="knob=value, repeatable"),
     workers: int = typer.Option(2, min=1, help="simulation processes"),
     noise: float = typer.Option(0.0, min=0.0, help="std of noise on executed actions (labels stay the expert's)"),
+    randomize: list[str] = typer.Option([], "--randomize", "-r",
+                                        help="TERM=LOW:HIGH, repeatable: randomize these terms only (academy.sim.randomize.TERMS)"),
 ) -> None:
     """Record expert episodes into a LeRobot v3.0 dataset."""
     from academy.data.collect import collect as record
 
     knobs = _task_knobs(task, difficulty)
+    randomization = _parse_randomization(randomize)
     wins = 0
     with _progress() as progress:
         bar = progress.add_task(f"collect {task}", total=episodes)
@@ -137,7 +162,7 @@ def collect(
             wins += success
             progress.advance(bar)
 
-        ds = record(task, episodes, out, seed, knobs, reality, workers, done, noise)
+        ds = record(task, episodes, out, seed, knobs, reality, workers, done, noise, randomization)
     console.print(f"{ds}: {wins}/{episodes} new episodes succeeded")
 
 
@@ -429,9 +454,10 @@ def run(
     learn_minutes: float = typer.Option(10.0, min=0.05, help="training time budget"),
     practice_minutes: float = typer.Option(10.0, min=0.0, help="practice budget (0: skip practice)"),
     eval_episodes: int = typer.Option(50, min=1, help="held-out episodes per task, nominal and reality"),
+    release: bool = typer.Option(True, help="exam the run's policy and, if the gate passes, publish it as a signed release"),
     workspace: Path = typer.Option(Path("academy-data"), help="workspace directory"),
 ) -> None:
-    """Run every stage that exists: experts (videos), demonstrations, one policy, practice, evaluations."""
+    """Run every stage that exists: experts (videos), demonstrations, one policy, practice, evaluations, exam and release."""
     from academy.data import Dataset
     from academy.data.collect import collect as record
     from academy.evaluate import evaluate
@@ -510,6 +536,11 @@ def run(
                           f"{before['reality_success']:.0%} -> {r['reality_success']:.0%}")
         console.print(table)
         console.print(f"practice: curve {practice_dir / 'curve.png'}")
+
+    # exam and release: the run's policy sits the exam against the workspace's current release
+    if release:
+        summary["stages"]["release"] = _exam_and_release(
+            str(practice_dir / "policy") if practice_minutes > 0 else str(policy_dir), workspace / "releases")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     console.print(f"run folder: {run_dir}")
 
@@ -707,6 +738,27 @@ def releases_compare(ctx: typer.Context, a: int = typer.Argument(...), b: int = 
         table.add_row(skill, cells[0], cells[1], cells[2], cells[3], ps)
     console.print(table)
     _print_decision(decision, a)
+
+
+def _exam_and_release(policy: str, home: Path) -> dict:
+    from academy.release.publish import GateRefused, ReleaseHome
+
+    rh = ReleaseHome(home)
+    if not rh.signing.initialized:
+        rh.init()
+        console.print(f"release: new release home {home} with development keys")
+    try:
+        with _progress() as progress:
+            bar = progress.add_task("exam: every skill, nominal and reality robots", total=None)
+            pub = rh.publish(policy, on_episodes=lambda done, total: progress.update(bar, completed=done, total=total))
+    except GateRefused as e:
+        console.print(_exam_table(e.report, e.decision))
+        console.print(str(e))
+        return {"policy": policy, "released": None, "reasons": e.decision.reasons}
+    console.print(_exam_table(pub.exam, pub.decision))
+    console.print(f"release {pub.release} published and signed ({home}); delta against its parent "
+                  f"{pub.delta['ratio']:.1%} of {pub.delta['full_bytes'] / 1e6:.1f} MB")
+    return {"policy": policy, "released": pub.release, "delta": pub.delta}
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from academy.sim import robot
 from academy.sim.env import WorkcellEnv
 from academy.sim.randomize import (
     TERMS,
@@ -21,6 +22,7 @@ FIELDS = {
     "action_latency": ["numeric_data"],
     "proprio_noise": ["numeric_data"],
     "object_noise": ["numeric_data"],
+    "encoder_offset": ["numeric_data"],
     "lighting": ["light_diffuse", "light_pos"],
     "camera_position": ["cam_pos"],
     "camera_rotation": ["cam_quat"],
@@ -74,6 +76,37 @@ def test_runtime_terms_reach_the_env():
     q0 = env.observe()["proprio"][:28]
     q1 = env.observe()["proprio"][:28]
     assert 0.005 < np.std(q1 - q0) < 0.03  # noisy readings of the same state
+
+
+def test_encoder_offsets_are_drawn_per_episode_and_leave_the_scene_alone():
+    cfg = RandomizationConfig.from_dict({"encoder_offset": [0.008, 0.008]}).only("encoder_offset")
+    zero = RandomizationConfig.from_dict({"encoder_offset": [0.0, 0.0]}).only("encoder_offset")
+    env, nominal = WorkcellEnv("place_part", randomization=cfg), WorkcellEnv("place_part", randomization=zero)
+    obs, _ = env.reset(3)
+    cal = env.actuation.calibration.copy()
+    assert 0.004 < np.std(cal) < 0.012 and np.abs(cal).max() <= 0.02 + 1e-12
+    env.reset(3)
+    assert np.array_equal(cal, env.actuation.calibration)  # the same seed, the same offsets
+    env.reset(4)
+    assert not np.allclose(cal, env.actuation.calibration)
+    env.reset(3)
+    ref, _ = nominal.reset(3)
+    assert np.allclose(obs["objects"], ref["objects"], atol=1e-4)  # the offsets draw from their own stream
+    arm = [robot.JOINTS.index(j) for side in robot.SIDES for j in robot.arm_joints(side)]  # fingers may sit at a stop
+    assert np.allclose(obs["proprio"][arm], ref["proprio"][arm], atol=1e-3)  # the readings agree...
+    true_q = env.data.qpos[env.world.robot_qpos_adr][arm]
+    assert np.allclose(true_q, nominal.data.qpos[nominal.world.robot_qpos_adr][arm] - cal[arm], atol=1e-3)  # ...the joints do not
+
+
+def test_collect_takes_randomization_terms_by_name():
+    from typer.testing import CliRunner
+
+    from academy.cli import app
+
+    r = CliRunner().invoke(app, ["collect", "--task", "handover", "--episodes", "1", "-r", "bogus=0:1"])
+    assert r.exit_code != 0 and "unknown randomization term 'bogus'" in r.output
+    r = CliRunner().invoke(app, ["collect", "--task", "handover", "--episodes", "1", "-r", "encoder_offset"])
+    assert r.exit_code != 0 and "TERM=LOW:HIGH" in r.output
 
 
 @pytest.mark.parametrize(

@@ -68,9 +68,9 @@ def episode_frames(result: EpisodeResult) -> dict[str, np.ndarray]:
 
 
 def _collect_job(args: tuple) -> list[tuple[dict, bool, int]]:
-    task, seeds, difficulty, serial, noise = args
+    task, seeds, difficulty, serial, noise, randomization = args
     out = []
-    for r in run_expert(task, seeds, difficulty, serial, record=True, action_noise=noise):
+    for r in run_expert(task, seeds, difficulty, serial, record=True, action_noise=noise, randomization=randomization):
         out.append((episode_frames(r), r.success, r.seed))
     return out
 
@@ -85,13 +85,15 @@ def collect(
     workers: int | None = None,
     on_episode: Callable[[int, bool], None] | None = None,
     action_noise: float = 0.0,
+    randomization=None,
 ) -> Dataset:
     """Record ``episodes`` expert episodes of ``task`` (seeds first_seed..) into ``out``.
 
     Appends when ``out`` already holds a dataset. Failed episodes are kept with outcome
     "failure"; learners filter on the outcome. ``action_noise`` perturbs the executed actions
     (the recorded ones stay the expert's), so the demonstrations visit states off the expert's
-    own path and show the way back (DART, Laskey et al. 2017).
+    own path and show the way back (DART, Laskey et al. 2017). ``randomization`` (a
+    ``RandomizationConfig``) randomizes each episode's world, e.g. encoder offsets.
     """
     out = Path(out)
     ds = Dataset(out) if (out / "meta/info.json").exists() else Dataset.create(out, FPS, workcell_features())
@@ -100,7 +102,7 @@ def collect(
     seeds = list(range(first_seed, first_seed + episodes))
     batches = [seeds[i : i + 5] for i in range(0, len(seeds), 5)]
     with ds.writer(flush_every=25) as writer, ProcessPoolExecutor(workers) as pool:
-        for batch in pool.map(_collect_job, [(task, b, difficulty, serial, action_noise) for b in batches]):
+        for batch in pool.map(_collect_job, [(task, b, difficulty, serial, action_noise, randomization) for b in batches]):
             for frames, success, seed in batch:
                 meta = EpisodeMeta(task=task, source="expert", robot_serial=serial or "sim",
                                    outcome="success" if success else "failure", seed=seed)

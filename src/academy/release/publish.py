@@ -24,8 +24,8 @@ DEFAULT_HOME = Path("academy-data/releases")
 
 
 class GateRefused(RuntimeError):
-    def __init__(self, decision: GateDecision, against: int | None):
-        self.decision = decision
+    def __init__(self, decision: GateDecision, against: int | None, report: dict | None = None):
+        self.decision, self.report = decision, report
         where = f"against release {against}" if against else "(first release)"
         super().__init__(f"the release gate refused the candidate {where}:\n  - " + "\n  - ".join(decision.reasons))
 
@@ -92,7 +92,7 @@ class ReleaseHome:
             decision, against = self.judge(exam)
         if not decision.passed:
             reg.record_exam(exam, False, decision.reasons, against)
-            raise GateRefused(decision, against)
+            raise GateRefused(decision, against, exam)
         number = reg.last_number() + 1
         parent = against
         out = self.bundle_dir(number)

@@ -33,6 +33,7 @@ from academy.sim.world import OBJECTS, Workcell, load_model
 CONTROL_DT = 0.05  # s: the 20 Hz System-1 loop
 SETTLE_SECONDS = 0.2  # physics run at reset so that objects come to rest before the first step
 N_PROPRIO = 2 * robot.N_ACTUATORS
+ENCODER_STREAM = 104729  # seeds the encoder offsets' own random stream: [seed, ENCODER_STREAM]
 
 
 @dataclass
@@ -113,6 +114,11 @@ class WorkcellEnv:
         if self.randomization is not None:
             self._set_model(randomize(self._nominal, rng, self.randomization))
         m, d = self.model, self.data
+        offset_std = runtime_terms(m)[3]
+        if offset_std > 0:  # a randomized calibration error, from its own stream (the scene stays the seed's)
+            cal_rng = np.random.default_rng([seed, ENCODER_STREAM] if seed is not None else None)
+            offsets = np.clip(cal_rng.normal(0, offset_std, robot.N_ACTUATORS), -2.5 * offset_std, 2.5 * offset_std)
+            self.actuation = Actuation(calibration=offsets, backlash=self.actuation.backlash)
         mujoco.mj_resetData(m, d)
         d.qpos[self.world.robot_qpos_adr] = self.home - self.actuation.calibration
         self._held = self.home.copy()
@@ -121,7 +127,7 @@ class WorkcellEnv:
         mujoco.mj_forward(m, d)
         mujoco.mj_step(m, d, nstep=int(round(SETTLE_SECONDS / m.opt.timestep)))
         d.time = 0.0
-        self._latency, self._proprio_noise, self._object_noise = runtime_terms(m)
+        self._latency, self._proprio_noise, self._object_noise, _ = runtime_terms(m)
         self._pending = deque([self.home.copy()] * self._latency)
         self._rng = rng
         self.t = 0

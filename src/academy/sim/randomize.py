@@ -117,6 +117,10 @@ TERMS: dict[str, TermSpec] = {
         "std", "joint-position sensor noise (rad or m; velocity noise is 10x)", _numeric("proprio_noise_std")
     ),
     "object_noise": TermSpec("std", "object-position sensor noise (m)", _numeric("object_noise_std")),
+    "encoder_offset": TermSpec(
+        "std", "each joint encoder's zero offset, drawn per episode (rad or m; a calibration error)",
+        _numeric("encoder_offset_std"),
+    ),
     "lighting": TermSpec("scale", "brightness of each light (positions move too)", _lighting),
     "camera_position": TermSpec("offset", "each camera's position offset (m)", _camera_position),
     "camera_rotation": TermSpec("offset", "each camera's rotation about a random axis (rad)", _camera_rotation),
@@ -131,6 +135,7 @@ TRAINING_RANGES: dict[str, tuple[float, float]] = {
     "action_latency": (0, 1),
     "proprio_noise": (0.0, 0.002),
     "object_noise": (0.0, 0.002),
+    "encoder_offset": (0.0, 0.004),
     "lighting": (0.7, 1.3),
     "camera_position": (-0.01, 0.01),
     "camera_rotation": (-0.03, 0.03),
@@ -233,12 +238,14 @@ def randomize(
     return out
 
 
-def runtime_terms(model: mujoco.MjModel) -> tuple[int, float, float]:
-    """(action latency in control steps, joint noise std, object noise std) stored in a model."""
+def runtime_terms(model: mujoco.MjModel) -> tuple[int, float, float, float]:
+    """(action latency in control steps, joint noise std, object noise std, encoder offset std)
+    stored in a model."""
     return (
         int(model.numeric("action_latency_steps").data[0]),
         float(model.numeric("proprio_noise_std").data[0]),
         float(model.numeric("object_noise_std").data[0]),
+        float(model.numeric("encoder_offset_std").data[0]),
     )
 
 

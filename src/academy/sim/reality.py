@@ -32,6 +32,7 @@ REALITY_RANGES: dict[str, tuple[float, float]] = {
     "action_latency": (0, 2),
     "proprio_noise": (0.001, 0.004),
     "object_noise": (0.001, 0.004),
+    "encoder_offset": (0.0, 0.0),  # a reality robot's offsets are its own, fixed (CALIBRATION_STD)
     "lighting": (0.5, 1.5),
     "camera_position": (-0.02, 0.02),
     "camera_rotation": (-0.05, 0.05),

@@ -85,9 +85,13 @@ def run_expert(
     on_episode: Callable[[EpisodeResult], None] | None = None,
     record: bool = False,
     action_noise: float = 0.0,
+    randomization=None,
 ) -> list[EpisodeResult]:
-    """Expert episodes for ``seeds``; on ``RealityRobot(serial)`` if a serial is given."""
-    env = make_env(task, difficulty, serial)
+    """Expert episodes for ``seeds``; on ``RealityRobot(serial)`` if a serial is given, else in the
+    nominal simulation or one randomized by ``randomization`` per episode."""
+    if serial and randomization is not None:
+        raise ValueError("a reality robot's physics is its own: randomization applies to the simulation only")
+    env = make_env(task, difficulty, serial, **({"randomization": randomization} if randomization else {}))
     expert = make_expert(task)
     results = []
     for seed in seeds:
