@@ -25,7 +25,7 @@ Flywheel stages (see docs/architecture.md for what is built):
   dream     planned  world model and imagined training
   exam      built    regression suite, safety and latency, release gate (academy exam)
   release   built    registry, signed bundles, deltas (academy release, releases)
-  deploy    planned  staged over-the-air rollout with rollback
+  deploy    partial  update server, robot update agent (academy serve, agent)
   fleet     planned  robots at work, shadow mode, telemetry
   command   planned  plain-language instructions to skill plans
 """
@@ -759,6 +759,53 @@ def _exam_and_release(policy: str, home: Path) -> dict:
     console.print(f"release {pub.release} published and signed ({home}); delta against its parent "
                   f"{pub.delta['ratio']:.1%} of {pub.delta['full_bytes'] / 1e6:.1f} MB")
     return {"policy": policy, "released": pub.release, "delta": pub.delta}
+
+
+# ---------------------------------------------------------------------- deploy
+@app.command()
+def serve(
+    home: Path = _HOME,
+    db: Optional[str] = _DB,
+    host: str = typer.Option("127.0.0.1", help="address to listen on (loopback by default)"),
+    port: int = typer.Option(8420, help="port"),
+) -> None:
+    """Run the update server: the signed repository, bundle chunks, robot check-ins and health reports."""
+    import uvicorn
+
+    from academy.deploy.server import create_app
+
+    from academy.release.publish import ReleaseHome
+
+    ReleaseHome(home, db).require_init()
+    console.print(f"update server for {home} on http://{host}:{port}")
+    uvicorn.run(create_app(home, db), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def agent(
+    root: Path = typer.Option(..., help="the robot's folder (slots, state, trust root)"),
+    serial: str = typer.Option(..., help="robot serial"),
+    profile: str = typer.Option(..., help="the robot's hardware profile"),
+    server: str = typer.Option("http://127.0.0.1:8420", help="update server URL"),
+    trusted_root: Optional[Path] = typer.Option(None, help="root metadata to embed if the robot is not provisioned yet"),
+    charging: bool = typer.Option(False, help="the robot is on its charger (installs happen only then)"),
+    self_test_steps: Optional[int] = typer.Option(None, help="steps of the boot self-test episode (default: all)"),
+) -> None:
+    """Run a robot's update agent until it is idle again (or waits for its charger)."""
+    from academy.deploy.agent import Agent, Transport, default_boot_check
+    from academy.exam.profiles import profile as hardware
+
+    hardware(profile)
+    if not (root / "state.json").exists():
+        if trusted_root is None:
+            raise typer.BadParameter(f"{root} is not provisioned: give --trusted-root (the repository's 1.root.json)")
+        Agent.provision(root, trusted_root.read_bytes())
+    a = Agent(root, serial, profile, Transport(server),
+              boot_check=lambda slot, prof: default_boot_check(slot, prof, self_test_steps))
+    state = a.run_until_idle(charging=charging)
+    release, slot = a.running()
+    console.print(f"{serial}: {state}; running release {release} from {slot}" +
+                  (f"; last error: {a.st.last_error}" if a.st.last_error else ""))
 
 
 def main() -> None:

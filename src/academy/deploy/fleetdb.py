@@ -1,0 +1,93 @@
+"""The update server's state in the release database: robots, their health reports, rollouts.
+
+The same database as the release registry (``academy.release.registry``): a SQLite file by
+default, PostgreSQL by URL. Tables:
+
+- ``robots``: one row per serial, updated at every check-in (hardware profile, installed
+  release, slot state, agent state, battery, charging, last seen);
+- ``health``: what robots report after an install or a shift (release, installed or not,
+  episodes, successes, safety stops);
+- ``rollouts``: a release going out to one hardware profile in cohorts, with its state
+  (running, paused, aborted, done), its current cohort and the reason it stopped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+
+class FleetBase(DeclarativeBase):
+    pass
+
+
+class RobotRow(FleetBase):
+    __tablename__ = "robots"
+    serial: Mapped[str] = mapped_column(String(64), primary_key=True)
+    profile: Mapped[str] = mapped_column(String(64))
+    installed_release: Mapped[int] = mapped_column(Integer, default=0)
+    slot_state: Mapped[dict] = mapped_column(JSON, default=dict)
+    agent_state: Mapped[str] = mapped_column(String(32), default="idle")
+    battery: Mapped[float] = mapped_column(Float, default=1.0)
+    charging: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    checkins: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class HealthRow(FleetBase):
+    __tablename__ = "health"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    serial: Mapped[str] = mapped_column(String(64), index=True)
+    release: Mapped[int] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # install, shift
+    ok: Mapped[bool] = mapped_column(Boolean)
+    episodes: Mapped[int] = mapped_column(Integer, default=0)
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    safety_stops: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RolloutRow(FleetBase):
+    __tablename__ = "rollouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    release: Mapped[int] = mapped_column(Integer)
+    previous: Mapped[int] = mapped_column(Integer, default=0)  # the release the fleet ran before
+    profile: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="running")  # running, paused, aborted, done
+    cohort: Mapped[int] = mapped_column(Integer, default=0)  # index of the newest cohort let in
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    rollback_release: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class FleetDB:
+    def __init__(self, url: str):
+        kw = {"connect_args": {"timeout": 30, "check_same_thread": False}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        self.engine = create_engine(url, **kw)
+        FleetBase.metadata.create_all(self.engine)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def robots(self, profile: str | None = None) -> list[RobotRow]:
+        with self.session() as s:
+            q = select(RobotRow).order_by(RobotRow.serial)
+            if profile:
+                q = q.where(RobotRow.profile == profile)
+            return list(s.scalars(q))
+
+    def health(self, release: int | None = None) -> list[HealthRow]:
+        with self.session() as s:
+            q = select(HealthRow).order_by(HealthRow.id)
+            if release is not None:
+                q = q.where(HealthRow.release == release)
+            return list(s.scalars(q))

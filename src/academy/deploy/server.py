@@ -1,0 +1,165 @@
+"""The update server: a FastAPI app over a release home.
+
+Routes:
+
+- ``GET /tuf/metadata/{name}``, ``GET /tuf/targets/{path}``: the signed TUF repository, as
+  python-tuf's ngclient asks for it (consistent snapshots: ``N.root.json``, ``timestamp.json``,
+  ``N.snapshot.json``, ``N.targets.json``, ``bundles/R/<sha256>.manifest.json``);
+- ``GET /chunks/{sha256}``: a bundle chunk named by a signed manifest;
+- ``POST /v1/checkin``: a robot's serial, hardware profile, installed release, slot state,
+  agent state, battery and charging; the answer names the release it should install, if any;
+- ``POST /v1/health``: an install's outcome, or a shift's episodes, successes and safety stops;
+- ``GET /v1/robots``: the fleet as last seen.
+
+``academy serve`` runs it with uvicorn; ``serve_in_thread`` starts it on a loopback port for the
+commands and tests that need one.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from academy.deploy.fleetdb import FleetDB, HealthRow, RobotRow, now
+from academy.release.publish import ReleaseHome
+
+METADATA_NAME = re.compile(r"^(\d+\.)?(root|targets|snapshot|timestamp)\.json$")
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+class CheckIn(BaseModel):
+    serial: str = Field(min_length=1, max_length=64)
+    profile: str = Field(min_length=1, max_length=64)
+    installed_release: int = Field(ge=0)
+    slot_state: dict = Field(default_factory=dict)
+    agent_state: str = "idle"
+    battery: float = Field(default=1.0, ge=0.0, le=1.0)
+    charging: bool = False
+
+
+class Health(BaseModel):
+    serial: str = Field(min_length=1, max_length=64)
+    release: int = Field(ge=0)
+    kind: str = Field(pattern="^(install|shift)$")
+    ok: bool
+    episodes: int = Field(default=0, ge=0)
+    successes: int = Field(default=0, ge=0)
+    safety_stops: int = Field(default=0, ge=0)
+    detail: str = ""
+
+
+def create_app(home: str | Path, db_url: str | None = None, target_release=None) -> FastAPI:
+    """The app over the release home ``home``.
+
+    ``target_release(robot_row) -> int | None`` decides what a checking-in robot should run;
+    by default the newest release that lists the robot's hardware profile.
+    """
+    rh = ReleaseHome(home, db_url)
+    repo = rh.signing.repo
+    db = FleetDB(rh.db_url)
+    app = FastAPI(title="Academy update server")
+    app.state.release_home, app.state.fleet = rh, db
+
+    def newest_for(robot: RobotRow) -> int | None:
+        for r in reversed(rh.registry.releases()):
+            if robot.profile in r["profiles"]:
+                return r["number"]
+        return None
+
+    decide = target_release or newest_for
+
+    def _file(base: Path, rel: str) -> FileResponse:
+        path = (base / rel).resolve()
+        if base.resolve() not in path.parents or not path.is_file():
+            raise HTTPException(404, f"{rel} not found")
+        return FileResponse(path)
+
+    @app.get("/tuf/metadata/{name}")
+    def metadata(name: str):
+        if not METADATA_NAME.match(name):
+            raise HTTPException(404, f"{name} is not a metadata file")
+        return _file(repo / "metadata", name)
+
+    @app.get("/tuf/targets/{path:path}")
+    def targets(path: str):
+        return _file(repo / "targets", path)
+
+    @app.get("/chunks/{digest}")
+    def chunk(digest: str):
+        if not DIGEST.match(digest):
+            raise HTTPException(404, "a chunk is named by its sha256")
+        return _file(repo / "chunks", f"{digest[:2]}/{digest}")
+
+    @app.post("/v1/checkin")
+    def checkin(c: CheckIn) -> dict:
+        with db.session() as s, s.begin():
+            robot = s.get(RobotRow, c.serial)
+            if robot is None:
+                robot = RobotRow(serial=c.serial, checkins=0)
+                s.add(robot)
+            robot.profile, robot.installed_release, robot.slot_state = c.profile, c.installed_release, c.slot_state
+            robot.agent_state, robot.battery, robot.charging = c.agent_state, c.battery, c.charging
+            robot.last_seen, robot.checkins = now(), robot.checkins + 1
+        target = decide(robot)
+        return {"release": target if target and target > c.installed_release else None}
+
+    @app.post("/v1/health")
+    def health(h: Health) -> dict:
+        with db.session() as s, s.begin():
+            row = HealthRow(created=now(), **h.model_dump())
+            s.add(row)
+            s.flush()
+            return {"id": row.id}
+
+    @app.get("/v1/robots")
+    def robots() -> list[dict]:
+        return [{"serial": r.serial, "profile": r.profile, "installed_release": r.installed_release,
+                 "agent_state": r.agent_state, "slot_state": r.slot_state, "battery": r.battery,
+                 "charging": r.charging, "last_seen": r.last_seen.isoformat(), "checkins": r.checkins}
+                for r in db.robots()]
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """uvicorn serving an app on a loopback port in a background thread (stopped by ``stop``)."""
+
+    def __init__(self, app: FastAPI, port: int | None = None):
+        import uvicorn
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> "ServerThread":
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the update server did not start on {self.url}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def __enter__(self) -> "ServerThread":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
