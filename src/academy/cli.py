@@ -25,7 +25,7 @@ Flywheel stages (see docs/architecture.md for what is built):
   dream     planned  world model and imagined training
   exam      built    regression suite, safety and latency, release gate (academy exam)
   release   built    registry, signed bundles, deltas (academy release, releases)
-  deploy    partial  update server, robot update agent (academy serve, agent)
+  deploy    partial  update server, robot update agent, staged rollouts (academy serve, agent, rollout)
   fleet     planned  robots at work, shadow mode, telemetry
   command   planned  plain-language instructions to skill plans
 """
@@ -806,6 +806,72 @@ def agent(
     release, slot = a.running()
     console.print(f"{serial}: {state}; running release {release} from {slot}" +
                   (f"; last error: {a.st.last_error}" if a.st.last_error else ""))
+
+
+rollout_app = typer.Typer(help="Staged rollouts on the update server (academy serve).", no_args_is_help=True,
+                          add_completion=False)
+app.add_typer(rollout_app, name="rollout")
+_SERVER = typer.Option("http://127.0.0.1:8420", help="update server URL")
+
+
+def _server_call(method: str, url: str, **kw) -> dict | list:
+    import httpx
+
+    try:
+        r = httpx.request(method, url, timeout=30, **kw)
+    except httpx.HTTPError as e:
+        raise typer.BadParameter(f"the update server at {url} did not answer ({e}); is `academy serve` running?") from None
+    if r.status_code >= 400:
+        console.print(f"refused: {r.json().get('detail', r.text)}")
+        raise typer.Exit(1)
+    return r.json()
+
+
+def _print_rollout(st: dict) -> None:
+    console.print(f"rollout {st['id']}: release {st['release']} (from {st['previous']}) to {st['profile']}: {st['state']}"
+                  f"{' - ' + st['reason'] if st['reason'] else ''}")
+    console.print(f"  cohort {st['cohort'] + 1} of {len(st['bounds'])} (robots let in: {len(st['let_in'])} of "
+                  f"{st['bounds'][-1]}), installed {len(st['installed'])}, install failures {st['install_failures']}; "
+                  f"success updated {st['updated_success'][0]}/{st['updated_success'][1]}, "
+                  f"not yet updated {st['baseline_success'][0]}/{st['baseline_success'][1]}"
+                  + (f"; rollback release {st['rollback_release']}" if st["rollback_release"] else ""))
+
+
+@rollout_app.command("create")
+def rollout_create(
+    release: int = typer.Option(..., help="release number"),
+    profile: str = typer.Option(..., help="hardware profile to target"),
+    canary_share: float = typer.Option(0.10, help="share of the robots in the first cohort"),
+    growth: float = typer.Option(2.0, help="each cohort is this many times the last"),
+    min_episodes: int = typer.Option(20, help="shift episodes of updated robots before a cohort grows"),
+    success_margin: float = typer.Option(0.10, help="abort if updated robots succeed this much less (one-sided test)"),
+    server: str = _SERVER,
+) -> None:
+    """Start a rollout: a canary cohort first, then growing, with automatic abort and rollback."""
+    _print_rollout(_server_call("POST", f"{server}/v1/rollouts", json={
+        "release": release, "profile": profile, "canary_share": canary_share, "growth": growth,
+        "min_episodes": min_episodes, "success_margin": success_margin}))
+
+
+@rollout_app.command("status")
+def rollout_status(rollout_id: Optional[int] = typer.Argument(None), server: str = _SERVER) -> None:
+    """One rollout's cohorts and evidence, or every rollout."""
+    rows = [_server_call("GET", f"{server}/v1/rollouts/{rollout_id}")] if rollout_id else _server_call("GET", f"{server}/v1/rollouts")
+    for st in rows:
+        _print_rollout(st)
+
+
+def _rollout_action(action: str):
+    def command(rollout_id: int = typer.Argument(...), server: str = _SERVER) -> None:
+        _print_rollout(_server_call("POST", f"{server}/v1/rollouts/{rollout_id}/{action}"))
+
+    command.__doc__ = {"pause": "Stop a rollout's cohorts from growing.", "resume": "Let a paused rollout grow again.",
+                       "abort": "Abort a rollout and roll its robots back (a new release with the previous weights)."}[action]
+    return command
+
+
+for _action in ("pause", "resume", "abort"):
+    rollout_app.command(_action)(_rollout_action(_action))
 
 
 def main() -> None:

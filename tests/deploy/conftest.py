@@ -20,7 +20,7 @@ from academy.learn.train import TrainConfig, train
 from academy.practice.residual import ResidualActorCritic, default_scale, feature_dim, save_residual
 from academy.release.publish import ReleaseHome
 
-PROFILE = "ah1-cm3"
+PROFILE = "ah1-sim"
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def deploy_home(tiny_policy, tmp_path_factory):
     report = run_exam(str(pol), ["handover"], ExamConfig(episodes=1, reality_episodes=0, latency_calls=50))
     for skill in report["skills"].values():
         skill["safety"] = {k: (0 if k in KINDS else v) for k, v in skill["safety"].items()} | {"worst": {}}
-    report["inference"]["fits"] = ["ah1-cm3", "ah1-cm5"]
+    report["inference"]["fits"] = ["ah1-cm3", "ah1-cm5", "ah1-sim"]
     home = ReleaseHome(root / "home")
     home.init()
     home.publish(str(pol), report)

@@ -15,7 +15,7 @@ from academy.deploy.fleetdb import FleetDB
 from academy.deploy.server import ServerThread, create_app
 from academy.release.bundle import verify_bundle
 
-PROFILE = "ah1-cm3"
+PROFILE = "ah1-sim"
 
 SERIAL = "AH1-0001"
 
@@ -164,7 +164,7 @@ def test_attacks_are_rejected_and_the_robot_keeps_its_policy(fleet, on_release_1
         assert message in a.st.rejected.get("2", ""), (name, a.st.rejected)
     # another hardware profile's bundle
     a = attempt(fleet, on_release_1, tmp_path, "AH1-0200", 4)
-    assert a.running()[0] == 1 and "['ah1-cm5'], not this robot's ah1-cm3" in a.st.rejected["4"]
+    assert a.running()[0] == 1 and "['ah1-cm5'], not this robot's ah1-sim" in a.st.rejected["4"]
     # a downgrade: the server offers what the robot already passed; nothing is fetched
     a = attempt(fleet, on_release_1, tmp_path, "AH1-0201", 2)
     assert a.st.committed_release == 2
@@ -202,7 +202,7 @@ def test_kill_9_anywhere_leaves_a_verified_policy(fleet, on_release_1, tmp_path,
     root = copy_robot(on_release_1, tmp_path / "r")
     fleet.offer[serial] = release
     first = run_agent(fleet, root, serial, crash_at=label)
-    assert first.returncode == -9, (label, first.returncode, first.stderr[-2000:])
+    assert first.returncode == -9, (label, first.returncode, first.stdout[-2000:], first.stderr[-2000:])
     # on restart, before anything else: the robot runs a verified policy
     a = Agent(root, serial, PROFILE, Transport(fleet.url), boot_check=quick_boot)
     running, slot = a.running()

@@ -164,7 +164,7 @@ def test_mastery_needs_the_rate_and_enough_scenes():
 
 # ---------------------------------------------------------------- hardware profiles and the exam itself
 def test_profiles_are_named_and_fit_by_budget():
-    assert set(PROFILES) == {"ah1-cm3", "ah1-cm5"}
+    assert set(PROFILES) == {"ah1-cm3", "ah1-cm5", "ah1-sim"}
     with pytest.raises(ValueError, match="unknown hardware profile 'cm9'"):
         profile("cm9")
     p = HardwareProfile("x", "", latency_p99_ms=2.0, memory_mb=500)

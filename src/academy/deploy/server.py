@@ -9,6 +9,9 @@ Routes:
 - ``POST /v1/checkin``: a robot's serial, hardware profile, installed release, slot state,
   agent state, battery and charging; the answer names the release it should install, if any;
 - ``POST /v1/health``: an install's outcome, or a shift's episodes, successes and safety stops;
+  every report moves the running rollouts of the robot's profile (``RolloutController.evaluate``);
+- ``POST /v1/rollouts`` (release, profile, settings), ``POST /v1/rollouts/{id}/pause|resume|abort``,
+  ``GET /v1/rollouts``, ``GET /v1/rollouts/{id}``: the rollout API;
 - ``GET /v1/robots``: the fleet as last seen.
 
 ``academy serve`` runs it with uvicorn; ``serve_in_thread`` starts it on a loopback port for the
@@ -25,10 +28,12 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from academy.deploy.fleetdb import FleetDB, HealthRow, RobotRow, now
+from academy.deploy.rollout import RolloutController, RolloutError, RolloutSettings
 from academy.release.publish import ReleaseHome
+from academy.release.registry import ReleaseError
 
 METADATA_NAME = re.compile(r"^(\d+\.)?(root|targets|snapshot|timestamp)\.json$")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -55,25 +60,27 @@ class Health(BaseModel):
     detail: str = ""
 
 
+class NewRollout(BaseModel):
+    """A release, a profile, and any ``RolloutSettings`` field (canary_share, growth, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+    release: int = Field(ge=1)
+    profile: str
+
+
 def create_app(home: str | Path, db_url: str | None = None, target_release=None) -> FastAPI:
     """The app over the release home ``home``.
 
-    ``target_release(robot_row) -> int | None`` decides what a checking-in robot should run;
-    by default the newest release that lists the robot's hardware profile.
+    ``target_release(robot_row) -> int | None`` decides what a checking-in robot should run; by
+    default the rollout controller does (a robot gets a release only through a rollout).
     """
     rh = ReleaseHome(home, db_url)
     repo = rh.signing.repo
     db = FleetDB(rh.db_url)
+    control = RolloutController(db, rh)
     app = FastAPI(title="Academy update server")
-    app.state.release_home, app.state.fleet = rh, db
-
-    def newest_for(robot: RobotRow) -> int | None:
-        for r in reversed(rh.registry.releases()):
-            if robot.profile in r["profiles"]:
-                return r["number"]
-        return None
-
-    decide = target_release or newest_for
+    app.state.release_home, app.state.fleet, app.state.rollouts = rh, db, control
+    decide = target_release or control.target
 
     def _file(base: Path, rel: str) -> FileResponse:
         path = (base / rel).resolve()
@@ -116,7 +123,43 @@ def create_app(home: str | Path, db_url: str | None = None, target_release=None)
             row = HealthRow(created=now(), **h.model_dump())
             s.add(row)
             s.flush()
-            return {"id": row.id}
+            rid = row.id
+            robot = s.get(RobotRow, h.serial)
+        if robot is not None:
+            for r in control.rollouts():
+                if r["profile"] == robot.profile and r["state"] == "running":
+                    control.evaluate(r["id"])
+        return {"id": rid}
+
+    def _rollout_call(fn, *args):
+        try:
+            return fn(*args)
+        except (RolloutError, ReleaseError, ValueError) as e:
+            raise HTTPException(409, str(e)) from None
+
+    @app.post("/v1/rollouts")
+    def new_rollout(r: NewRollout) -> dict:
+        settings = r.model_dump(exclude={"release", "profile"})
+        try:
+            cfg = RolloutSettings(**settings)
+        except TypeError as e:
+            raise HTTPException(422, f"unknown rollout setting: {e}") from None
+        except ValueError as e:
+            raise HTTPException(422, str(e)) from None
+        rid = _rollout_call(lambda: control.create(r.release, r.profile, cfg))
+        return control.status(rid)
+
+    @app.post("/v1/rollouts/{rollout_id}/{action}")
+    def act_on_rollout(rollout_id: int, action: str) -> dict:
+        return _rollout_call(control.set_state, rollout_id, action)
+
+    @app.get("/v1/rollouts")
+    def list_rollouts() -> list[dict]:
+        return control.rollouts()
+
+    @app.get("/v1/rollouts/{rollout_id}")
+    def rollout_status(rollout_id: int) -> dict:
+        return _rollout_call(control.status, rollout_id)
 
     @app.get("/v1/robots")
     def robots() -> list[dict]:

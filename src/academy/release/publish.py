@@ -93,8 +93,25 @@ class ReleaseHome:
         if not decision.passed:
             reg.record_exam(exam, False, decision.reasons, against)
             raise GateRefused(decision, against, exam)
+        pub = self._release(policy, exam, decision.to_dict(), against, note)
+        reg.record_exam(exam, True, [], against, release=pub.release)
+        reg.master(newly_mastered(exam), pub.release)
+        return Published(pub.release, pub.manifest, decision, pub.delta, exam)
+
+    def republish(self, previous: int, note: str) -> int:
+        """A new, higher release carrying release ``previous``'s bundle (a rollback); returns its number.
+
+        No exam and no gate: these are the weights, skills and limits that passed as ``previous``.
+        """
+        self.require_init()
+        old = self.registry.get(previous)
+        pub = self._release(str(self.bundle_dir(previous) / "policy"), old["exam"],
+                            {"passed": True, "rollback_of": previous}, self.registry.last_number() or None, note)
+        return pub.release
+
+    def _release(self, policy: str, exam: dict, gate_record: dict, parent: int | None, note: str) -> Published:
+        reg = self.registry
         number = reg.last_number() + 1
-        parent = against
         out = self.bundle_dir(number)
         manifest = build_bundle(policy, exam, number, parent, out)
         store_chunks(out, manifest, self.signing.chunks_dir)
@@ -104,10 +121,8 @@ class ReleaseHome:
         parent_manifest = reg.get(parent)["manifest"] if parent else None
         d = delta(manifest, parent_manifest)
         reg.add_release(number, parent, manifest["policy_sha256"], info.hashes["sha256"],
-                        manifest["hardware_profiles"], manifest, _lean(exam), decision.to_dict() | {"delta": d}, note)
-        reg.record_exam(exam, True, [], against, release=number)
-        reg.master(newly_mastered(exam), number)
-        return Published(number, manifest, decision, d, exam)
+                        manifest["hardware_profiles"], manifest, _lean(exam), gate_record | {"delta": d}, note)
+        return Published(number, manifest, GateDecision(True), d, exam)
 
     # ------------------------------------------------------------------ verify
     def verify(self, release: int, trusted_root: bytes | None = None, dest: str | Path | None = None) -> dict:

@@ -1,0 +1,232 @@
+"""The rollout controller: a release reaches one hardware profile's robots in cohorts, and backs out.
+
+Cohorts: the robots of the profile, in an order fixed by the rollout (sha256 of its id and the
+serial), let in by cumulative counts: a canary share first (10% by default, at least one
+robot), then growing by a factor (2 by default) until every robot is in.
+
+The controller moves on health reports (``evaluate``):
+
+- abort if installs failed (``max_install_failures``), if a robot reports a failed health
+  check or any safety stop on the release, or if the updated robots' task success is below
+  the not-yet-updated robots' by more than ``success_margin`` (a one-sided test at ``alpha``,
+  the exam gate's Farrington-Manning test, once each side has ``min_episodes`` episodes);
+- advance to the next cohort once every robot let in has installed the release and the
+  updated robots have ``min_episodes`` shift episodes between them without a reason to abort;
+- done when the last cohort has done so.
+
+On abort the controller rolls back by publishing a new, higher release that carries the
+previous release's bundle (``ReleaseHome.republish``) and offers it to every robot that
+installed the bad one. Why that and not a fleet instruction to revert slots: the agent's rule
+that the installed release only goes up then has no exception (an instruction to revert is a
+downgrade path an attacker with the server could use too), the signed repository and the
+registry's lineage stay append-only and record the rollback, and a robot whose other slot no
+longer holds the previous release (two updates since) is served like any other. The cost is
+small: the rollback release is made of the previous release's chunks, which the robot still
+holds for its other slot, so it downloads only the few small files that name the new number.
+Pause stops cohorts from growing (robots already let in keep the release); resume continues.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import select
+
+from academy.deploy.fleetdb import FleetDB, HealthRow, RobotRow, RolloutRow, now
+from academy.exam.gate import drop_test
+
+ACTIVE = ("running", "paused")
+
+
+@dataclass
+class RolloutSettings:
+    canary_share: float = 0.10
+    growth: float = 2.0
+    min_episodes: int = 20
+    success_margin: float = 0.10
+    alpha: float = 0.05
+    max_install_failures: int = 1
+
+    def __post_init__(self):
+        if not 0 < self.canary_share <= 1:
+            raise ValueError(f"canary_share must be in (0, 1], got {self.canary_share}")
+        if self.growth <= 1:
+            raise ValueError(f"growth must be above 1, got {self.growth}")
+        if self.min_episodes < 1 or self.max_install_failures < 1:
+            raise ValueError("min_episodes and max_install_failures must be at least 1")
+
+
+def cohort_bounds(n: int, canary_share: float, growth: float) -> list[int]:
+    """Cumulative robot counts let in by each cohort."""
+    if n == 0:
+        return [0]
+    k = min(n, max(1, math.ceil(n * canary_share)))
+    out = [k]
+    while k < n:
+        k = min(n, max(k + 1, math.ceil(k * growth)))
+        out.append(k)
+    return out
+
+
+class RolloutError(ValueError):
+    pass
+
+
+class RolloutController:
+    def __init__(self, db: FleetDB, release_home):
+        self.db = db
+        self.rh = release_home
+
+    # ------------------------------------------------------------------ commands
+    def create(self, release: int, profile: str, settings: RolloutSettings | None = None) -> int:
+        settings = settings or RolloutSettings()
+        r = self.rh.registry.get(release)
+        if profile not in r["profiles"]:
+            raise RolloutError(f"release {release} does not fit {profile} (it fits {r['profiles']})")
+        with self.db.session() as s, s.begin():
+            aborted = s.scalars(select(RolloutRow).where(RolloutRow.release == release, RolloutRow.state == "aborted")).first()
+            if aborted is not None:
+                raise RolloutError(f"release {release} was aborted in rollout {aborted.id} ({aborted.reason[:200]}): "
+                                   "publish a new release instead")
+            busy = s.scalars(select(RolloutRow).where(RolloutRow.profile == profile, RolloutRow.state.in_(ACTIVE))).first()
+            if busy is not None:
+                raise RolloutError(f"rollout {busy.id} of release {busy.release} is still {busy.state} on {profile}: "
+                                   "abort it or let it finish first")
+            installed = [r.installed_release for r in s.scalars(select(RobotRow).where(RobotRow.profile == profile))]
+            previous = max(set(installed), key=installed.count) if installed else 0
+            if previous >= release:
+                raise RolloutError(f"the {profile} fleet already runs release {previous}; release numbers only go up")
+            row = RolloutRow(release=release, previous=previous, profile=profile, settings=asdict(settings),
+                             created=now(), updated=now())
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def set_state(self, rollout_id: int, action: str, reason: str = "") -> dict:
+        with self.db.session() as s, s.begin():
+            row = self._get(s, rollout_id)
+            if action == "pause":
+                if row.state != "running":
+                    raise RolloutError(f"rollout {rollout_id} is {row.state}, not running")
+                row.state = "paused"
+            elif action == "resume":
+                if row.state != "paused":
+                    raise RolloutError(f"rollout {rollout_id} is {row.state}, not paused")
+                row.state = "running"
+            elif action == "abort":
+                if row.state not in ACTIVE:
+                    raise RolloutError(f"rollout {rollout_id} is {row.state} already")
+            else:
+                raise RolloutError(f"unknown rollout action {action!r}: pause, resume or abort")
+            row.updated = now()
+        if action == "abort":
+            self._abort(rollout_id, reason or "aborted by an operator")
+        return self.status(rollout_id)
+
+    # ------------------------------------------------------------------ what robots get
+    def target(self, robot: RobotRow) -> int | None:
+        """The release ``robot`` should install now, if any."""
+        with self.db.session() as s:
+            rows = list(s.scalars(select(RolloutRow).where(RolloutRow.profile == robot.profile)
+                                  .order_by(RolloutRow.id.desc())))
+        for row in rows:
+            if row.state in ACTIVE:
+                return row.release if robot.serial in self._let_in(row) else None
+            if row.state == "aborted" and row.rollback_release and robot.installed_release >= row.release:
+                return row.rollback_release
+            if row.state == "done":
+                return row.release
+        return None
+
+    # ------------------------------------------------------------------ the decisions
+    def evaluate(self, rollout_id: int) -> dict:
+        """Advance, abort or hold a running rollout on the evidence so far; returns its status."""
+        st = self.status(rollout_id)
+        if st["state"] != "running":
+            return st
+        if st["abort_reason"]:
+            self._abort(rollout_id, st["abort_reason"])
+            return self.status(rollout_id)
+        if st["cohort_complete"]:
+            with self.db.session() as s, s.begin():
+                row = self._get(s, rollout_id)
+                if row.cohort + 1 >= len(st["bounds"]):
+                    row.state, row.reason = "done", "every cohort installed and healthy"
+                else:
+                    row.cohort += 1
+                row.updated = now()
+        return self.status(rollout_id)
+
+    def status(self, rollout_id: int) -> dict:
+        with self.db.session() as s:
+            row = self._get(s, rollout_id)
+            robots = list(s.scalars(select(RobotRow).where(RobotRow.profile == row.profile)))
+            health = list(s.scalars(select(HealthRow).where(HealthRow.release.in_([row.release, row.previous]))))
+        cfg = RolloutSettings(**row.settings)
+        order = self._order(row, robots)
+        bounds = cohort_bounds(len(order), cfg.canary_share, cfg.growth)
+        let_in = set(order[: bounds[min(row.cohort, len(bounds) - 1)]])
+        mine = [h for h in health if h.release == row.release]
+        installed = {h.serial for h in mine if h.kind == "install" and h.ok}
+        failed = [h for h in mine if h.kind == "install" and not h.ok]
+        shift = [h for h in mine if h.kind == "shift"]
+        rest = [h for h in health if h.release == row.previous and h.kind == "shift" and h.serial not in let_in]
+        upd = (sum(h.successes for h in shift), sum(h.episodes for h in shift))
+        base = (sum(h.successes for h in rest), sum(h.episodes for h in rest))
+        reason = ""
+        if len(failed) >= cfg.max_install_failures:
+            reason = f"{len(failed)} install(s) failed: " + "; ".join(f"{h.serial}: {h.detail[:120]}" for h in failed[:3])
+        elif any(not h.ok for h in shift):
+            bad = [h.serial for h in shift if not h.ok]
+            reason = f"failed health checks on {bad}"
+        elif sum(h.safety_stops for h in shift):
+            reason = f"{sum(h.safety_stops for h in shift)} safety stop(s) on updated robots"
+        elif upd[1] >= cfg.min_episodes and base[1] >= cfg.min_episodes:
+            z, p = drop_test(base[0], base[1], upd[0], upd[1], cfg.success_margin)
+            if p < cfg.alpha:
+                reason = (f"task success of updated robots {upd[0]}/{upd[1]} is below the not-yet-updated robots' "
+                          f"{base[0]}/{base[1]} by more than {cfg.success_margin:.0%} (one-sided p = {p:.4f})")
+        complete = bool(let_in) and let_in <= installed and upd[1] >= cfg.min_episodes
+        return {"id": row.id, "release": row.release, "previous": row.previous, "profile": row.profile,
+                "state": row.state, "reason": row.reason, "cohort": row.cohort, "bounds": bounds,
+                "let_in": sorted(let_in), "installed": sorted(installed & let_in), "install_failures": len(failed),
+                "updated_success": list(upd), "baseline_success": list(base), "abort_reason": reason,
+                "cohort_complete": complete, "rollback_release": row.rollback_release, "settings": row.settings}
+
+    def rollouts(self) -> list[dict]:
+        with self.db.session() as s:
+            ids = [r.id for r in s.scalars(select(RolloutRow).order_by(RolloutRow.id))]
+        return [self.status(i) for i in ids]
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _get(s, rollout_id: int) -> RolloutRow:
+        row = s.get(RolloutRow, rollout_id)
+        if row is None:
+            raise RolloutError(f"no rollout {rollout_id}")
+        return row
+
+    @staticmethod
+    def _order(row: RolloutRow, robots: list[RobotRow]) -> list[str]:
+        return sorted((r.serial for r in robots), key=lambda s: hashlib.sha256(f"{row.id}:{s}".encode()).hexdigest())
+
+    def _let_in(self, row: RolloutRow) -> set[str]:
+        with self.db.session() as s:
+            robots = list(s.scalars(select(RobotRow).where(RobotRow.profile == row.profile)))
+        order = self._order(row, robots)
+        bounds = cohort_bounds(len(order), **{k: row.settings[k] for k in ("canary_share", "growth")})
+        return set(order[: bounds[min(row.cohort, len(bounds) - 1)]])
+
+    def _abort(self, rollout_id: int, reason: str) -> None:
+        with self.db.session() as s:
+            row = self._get(s, rollout_id)
+            previous, release = row.previous, row.release
+        rollback = None
+        if previous:
+            rollback = self.rh.republish(previous, note=f"rollback: release {release} aborted ({reason[:200]}); "
+                                                        f"the weights of release {previous}")
+        with self.db.session() as s, s.begin():
+            row = self._get(s, rollout_id)
+            row.state, row.reason, row.rollback_release, row.updated = "aborted", reason, rollback, now()
