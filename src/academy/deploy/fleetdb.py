@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, select
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -65,14 +65,24 @@ class RolloutRow(FleetBase):
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+def _sqlite_wal(dbapi_connection, _record) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
 class FleetDB:
     def __init__(self, url: str):
-        kw = {"connect_args": {"timeout": 30, "check_same_thread": False}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        sqlite = url.startswith("sqlite")
+        kw = {"connect_args": {"timeout": 30, "check_same_thread": False}} if sqlite else {"pool_pre_ping": True}
         self.engine = create_engine(url, **kw)
+        if sqlite:  # many robots check in at once: write-ahead log, one fsync per checkpoint
+            event.listen(self.engine, "connect", _sqlite_wal)
         FleetBase.metadata.create_all(self.engine)
 
     def session(self) -> Session:

@@ -32,7 +32,7 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from academy.deploy.fleetdb import FleetDB, HealthRow, RobotRow, RolloutRow, now
 from academy.exam.gate import drop_test
@@ -78,6 +78,7 @@ class RolloutController:
     def __init__(self, db: FleetDB, release_home):
         self.db = db
         self.rh = release_home
+        self._let_in_cache: dict[tuple, set[str]] = {}  # (rollout, cohort, robots of the profile) -> serials
 
     # ------------------------------------------------------------------ commands
     def create(self, release: int, profile: str, settings: RolloutSettings | None = None) -> int:
@@ -214,10 +215,14 @@ class RolloutController:
 
     def _let_in(self, row: RolloutRow) -> set[str]:
         with self.db.session() as s:
-            robots = list(s.scalars(select(RobotRow).where(RobotRow.profile == row.profile)))
-        order = self._order(row, robots)
-        bounds = cohort_bounds(len(order), **{k: row.settings[k] for k in ("canary_share", "growth")})
-        return set(order[: bounds[min(row.cohort, len(bounds) - 1)]])
+            n = s.scalar(select(func.count()).select_from(RobotRow).where(RobotRow.profile == row.profile))
+            key = (row.id, row.cohort, n)
+            if key not in self._let_in_cache:  # recomputed when the cohort moves or a robot joins
+                robots = list(s.scalars(select(RobotRow).where(RobotRow.profile == row.profile)))
+                order = self._order(row, robots)
+                bounds = cohort_bounds(len(order), **{k: row.settings[k] for k in ("canary_share", "growth")})
+                self._let_in_cache = {key: set(order[: bounds[min(row.cohort, len(bounds) - 1)]])}
+            return self._let_in_cache[key]
 
     def _abort(self, rollout_id: int, reason: str) -> None:
         with self.db.session() as s:
