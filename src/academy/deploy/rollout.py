@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import func, select
@@ -79,6 +80,14 @@ class RolloutController:
         self.db = db
         self.rh = release_home
         self._let_in_cache: dict[tuple, set[str]] = {}  # (rollout, cohort, robots of the profile) -> serials
+        self._last_eval: dict[int, float] = {}
+
+    def evaluate_soon(self, rollout_id: int, every: float = 0.5) -> None:
+        """``evaluate`` at most every ``every`` seconds per rollout (health reports come in bursts)."""
+        t = time.monotonic()
+        if t - self._last_eval.get(rollout_id, -1e9) >= every:
+            self._last_eval[rollout_id] = t
+            self.evaluate(rollout_id)
 
     # ------------------------------------------------------------------ commands
     def create(self, release: int, profile: str, settings: RolloutSettings | None = None) -> int:
@@ -152,7 +161,9 @@ class RolloutController:
             return self.status(rollout_id)
         if st["cohort_complete"]:
             with self.db.session() as s, s.begin():
-                row = self._get(s, rollout_id)
+                row = s.get(RolloutRow, rollout_id, with_for_update=True)
+                if row.state != "running" or row.cohort != st["cohort"]:
+                    return self.status(rollout_id)  # another report moved it first: judge again next time
                 if row.cohort + 1 >= len(st["bounds"]):
                     row.state, row.reason = "done", "every cohort installed and healthy"
                 else:
@@ -195,6 +206,11 @@ class RolloutController:
                 "let_in": sorted(let_in), "installed": sorted(installed & let_in), "install_failures": len(failed),
                 "updated_success": list(upd), "baseline_success": list(base), "abort_reason": reason,
                 "cohort_complete": complete, "rollback_release": row.rollback_release, "settings": row.settings}
+
+    def running(self, profile: str) -> list[int]:
+        with self.db.session() as s:
+            return list(s.scalars(select(RolloutRow.id).where(RolloutRow.profile == profile,
+                                                              RolloutRow.state == "running")))
 
     def rollouts(self) -> list[dict]:
         with self.db.session() as s:

@@ -9,7 +9,8 @@ Routes:
 - ``POST /v1/checkin``: a robot's serial, hardware profile, installed release, slot state,
   agent state, battery and charging; the answer names the release it should install, if any;
 - ``POST /v1/health``: an install's outcome, or a shift's episodes, successes and safety stops;
-  every report moves the running rollouts of the robot's profile (``RolloutController.evaluate``);
+  reports move the running rollouts of the robot's profile (``RolloutController.evaluate``, at
+  most twice a second per rollout; reading a rollout's status judges it too);
 - ``POST /v1/rollouts`` (release, profile, settings), ``POST /v1/rollouts/{id}/pause|resume|abort``,
   ``GET /v1/rollouts``, ``GET /v1/rollouts/{id}``: the rollout API;
 - ``GET /v1/robots``: the fleet as last seen.
@@ -126,9 +127,8 @@ def create_app(home: str | Path, db_url: str | None = None, target_release=None)
             rid = row.id
             robot = s.get(RobotRow, h.serial)
         if robot is not None:
-            for r in control.rollouts():
-                if r["profile"] == robot.profile and r["state"] == "running":
-                    control.evaluate(r["id"])
+            for rid_ in control.running(robot.profile):
+                control.evaluate_soon(rid_)
         return {"id": rid}
 
     def _rollout_call(fn, *args):
@@ -155,11 +155,11 @@ def create_app(home: str | Path, db_url: str | None = None, target_release=None)
 
     @app.get("/v1/rollouts")
     def list_rollouts() -> list[dict]:
-        return control.rollouts()
+        return [control.evaluate(r["id"]) for r in control.rollouts()]
 
     @app.get("/v1/rollouts/{rollout_id}")
     def rollout_status(rollout_id: int) -> dict:
-        return _rollout_call(control.status, rollout_id)
+        return _rollout_call(control.evaluate, rollout_id)  # judged on the evidence so far, then shown
 
     @app.get("/v1/robots")
     def robots() -> list[dict]:
