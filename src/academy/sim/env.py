@@ -114,7 +114,7 @@ class WorkcellEnv:
         if self.randomization is not None:
             self._set_model(randomize(self._nominal, rng, self.randomization))
         m, d = self.model, self.data
-        offset_std = runtime_terms(m)[3]
+        self._latency, self._proprio_noise, self._object_noise, offset_std = runtime_terms(m)
         if offset_std > 0:  # a randomized calibration error, from its own stream (the scene stays the seed's)
             cal_rng = np.random.default_rng([seed, ENCODER_STREAM] if seed is not None else None)
             offsets = np.clip(cal_rng.normal(0, offset_std, robot.N_ACTUATORS), -2.5 * offset_std, 2.5 * offset_std)
@@ -127,7 +127,6 @@ class WorkcellEnv:
         mujoco.mj_forward(m, d)
         mujoco.mj_step(m, d, nstep=int(round(SETTLE_SECONDS / m.opt.timestep)))
         d.time = 0.0
-        self._latency, self._proprio_noise, self._object_noise, _ = runtime_terms(m)
         self._pending = deque([self.home.copy()] * self._latency)
         self._rng = rng
         self.t = 0
