@@ -772,13 +772,13 @@ def serve(
     """Run the update server: the signed repository, bundle chunks, robot check-ins and health reports."""
     import uvicorn
 
-    from academy.deploy.server import create_app
+    from academy.deploy.server import KEEP_ALIVE_S, create_app
 
     from academy.release.publish import ReleaseHome
 
     ReleaseHome(home, db).require_init()
     console.print(f"update server for {home} on http://{host}:{port}")
-    uvicorn.run(create_app(home, db), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(home, db), host=host, port=port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
 
 
 @app.command()

@@ -75,13 +75,9 @@ def registry_contract(reg: Registry):
         reg.get(4)
 
 
-def test_registry_on_sqlite(tmp_path):
-    registry_contract(Registry(f"sqlite:///{tmp_path / 'r.db'}"))
-
-
-def test_registry_on_a_real_postgresql_server(postgres_url):
-    reg = Registry(postgres_url)
-    assert reg.engine.dialect.name == "postgresql"
+def test_registry_on_sqlite_and_a_real_postgresql_server(database_url):
+    reg = Registry(database_url)
+    assert reg.engine.dialect.name == database_url.split(":")[0].split("+")[0]
     registry_contract(reg)
     reg.close()
 

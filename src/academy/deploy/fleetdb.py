@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, event, select
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, event, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -101,3 +101,41 @@ class FleetDB:
             if release is not None:
                 q = q.where(HealthRow.release == release)
             return list(s.scalars(q))
+
+    # ------------------------------------------------------------------ batched writes (the server's group commit)
+    def upsert_robots(self, rows: list[dict]) -> list[str]:
+        """Record a batch of check-ins in one transaction; returns the serials seen for the first time.
+
+        ``rows``: RobotRow fields without ``checkins``; a serial may appear more than once (its
+        last row wins, its check-ins all count).
+        """
+        last: dict[str, dict] = {}
+        counts: dict[str, int] = {}
+        for r in rows:
+            last[r["serial"]] = r
+            counts[r["serial"]] = counts.get(r["serial"], 0) + 1
+        values = [{**r, "last_seen": now(), "checkins": counts[k]} for k, r in last.items()]
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:  # pragma: no cover - the two databases Academy supports
+            raise ValueError(f"the fleet database supports SQLite and PostgreSQL, not {dialect}")
+        stmt = upsert(RobotRow)
+        keep = {c: stmt.excluded[c] for c in ("profile", "installed_release", "slot_state", "agent_state",
+                                               "battery", "charging", "last_seen")}
+        stmt = stmt.on_conflict_do_update(index_elements=["serial"],
+                                          set_={**keep, "checkins": RobotRow.checkins + stmt.excluded.checkins})
+        with self.session() as s, s.begin():
+            known = set(s.scalars(select(RobotRow.serial).where(RobotRow.serial.in_(list(last)))))
+            s.execute(stmt, values)
+        return [k for k in last if k not in known]
+
+    def add_health(self, rows: list[dict]) -> list[int]:
+        """Insert a batch of health reports in one transaction; returns their ids, in order."""
+        stamp = now()
+        with self.session() as s, s.begin():
+            res = s.execute(insert(HealthRow).returning(HealthRow.id, sort_by_parameter_order=True),
+                            [{**r, "created": stamp} for r in rows])
+            return [i for (i,) in res]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -76,17 +77,32 @@ class RolloutError(ValueError):
 
 
 class RolloutController:
-    def __init__(self, db: FleetDB, release_home):
+    """Rollouts over the fleet database. ``target`` answers every check-in, so it reads a view of
+    each profile's rollouts and let-in robots kept in memory: rebuilt when the controller changes a
+    rollout or a robot joins (``invalidate``), and at least every ``view_ttl`` seconds (another
+    server process may have changed the database)."""
+
+    def __init__(self, db: FleetDB, release_home, view_ttl: float = 1.0):
         self.db = db
         self.rh = release_home
-        self._let_in_cache: dict[tuple, set[str]] = {}  # (rollout, cohort, robots of the profile) -> serials
+        self.view_ttl = view_ttl
+        self._lock = threading.Lock()
+        self._version = 0
+        self._views: dict[str, tuple[int, float, list]] = {}  # profile -> (version, built at, [(row, let_in)])
         self._last_eval: dict[int, float] = {}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._version += 1
 
     def evaluate_soon(self, rollout_id: int, every: float = 0.5) -> None:
         """``evaluate`` at most every ``every`` seconds per rollout (health reports come in bursts)."""
         t = time.monotonic()
-        if t - self._last_eval.get(rollout_id, -1e9) >= every:
-            self._last_eval[rollout_id] = t
+        with self._lock:
+            due = t - self._last_eval.get(rollout_id, -1e9) >= every
+            if due:
+                self._last_eval[rollout_id] = t
+        if due:
             self.evaluate(rollout_id)
 
     # ------------------------------------------------------------------ commands
@@ -112,7 +128,9 @@ class RolloutController:
                              created=now(), updated=now())
             s.add(row)
             s.flush()
-            return row.id
+            rid = row.id
+        self.invalidate()
+        return rid
 
     def set_state(self, rollout_id: int, action: str, reason: str = "") -> dict:
         with self.db.session() as s, s.begin():
@@ -131,19 +149,17 @@ class RolloutController:
             else:
                 raise RolloutError(f"unknown rollout action {action!r}: pause, resume or abort")
             row.updated = now()
+        self.invalidate()
         if action == "abort":
             self._abort(rollout_id, reason or "aborted by an operator")
         return self.status(rollout_id)
 
     # ------------------------------------------------------------------ what robots get
-    def target(self, robot: RobotRow) -> int | None:
-        """The release ``robot`` should install now, if any."""
-        with self.db.session() as s:
-            rows = list(s.scalars(select(RolloutRow).where(RolloutRow.profile == robot.profile)
-                                  .order_by(RolloutRow.id.desc())))
-        for row in rows:
+    def target(self, robot) -> int | None:
+        """The release ``robot`` (serial, profile, installed_release) should install now, if any."""
+        for row, let_in in self._view(robot.profile):
             if row.state in ACTIVE:
-                return row.release if robot.serial in self._let_in(row) else None
+                return row.release if robot.serial in let_in else None
             if row.state == "aborted" and row.rollback_release and robot.installed_release >= row.release:
                 return row.rollback_release
             if row.state == "done":
@@ -169,32 +185,40 @@ class RolloutController:
                 else:
                     row.cohort += 1
                 row.updated = now()
+            self.invalidate()
         return self.status(rollout_id)
 
     def status(self, rollout_id: int) -> dict:
         with self.db.session() as s:
             row = self._get(s, rollout_id)
-            robots = list(s.scalars(select(RobotRow).where(RobotRow.profile == row.profile)))
-            health = list(s.scalars(select(HealthRow).where(HealthRow.release.in_([row.release, row.previous]))))
+            serials = list(s.scalars(select(RobotRow.serial).where(RobotRow.profile == row.profile)))
+            per_robot = s.execute(  # one row per (release, robot, kind, ok): sums, not every report
+                select(HealthRow.release, HealthRow.serial, HealthRow.kind, HealthRow.ok, func.count(),
+                       func.sum(HealthRow.episodes), func.sum(HealthRow.successes), func.sum(HealthRow.safety_stops))
+                .where(HealthRow.release.in_([row.release, row.previous]))
+                .group_by(HealthRow.release, HealthRow.serial, HealthRow.kind, HealthRow.ok)).all()
+            failed_detail = s.execute(select(HealthRow.serial, HealthRow.detail).where(
+                HealthRow.release == row.release, HealthRow.kind == "install", HealthRow.ok.is_(False))
+                .order_by(HealthRow.id).limit(3)).all()
         cfg = RolloutSettings(**row.settings)
-        order = self._order(row, robots)
+        order = self._order(row, serials)
         bounds = cohort_bounds(len(order), cfg.canary_share, cfg.growth)
         let_in = set(order[: bounds[min(row.cohort, len(bounds) - 1)]])
-        mine = [h for h in health if h.release == row.release]
-        installed = {h.serial for h in mine if h.kind == "install" and h.ok}
-        failed = [h for h in mine if h.kind == "install" and not h.ok]
-        shift = [h for h in mine if h.kind == "shift"]
-        rest = [h for h in health if h.release == row.previous and h.kind == "shift" and h.serial not in let_in]
-        upd = (sum(h.successes for h in shift), sum(h.episodes for h in shift))
-        base = (sum(h.successes for h in rest), sum(h.episodes for h in rest))
+        mine = [h for h in per_robot if h[0] == row.release]
+        installed = {h[1] for h in mine if h[2] == "install" and h[3]}
+        failed = sum(h[4] for h in mine if h[2] == "install" and not h[3])
+        shift = [h for h in mine if h[2] == "shift"]
+        rest = [h for h in per_robot if h[0] == row.previous and h[2] == "shift" and h[1] not in let_in]
+        upd = (sum(h[6] for h in shift), sum(h[5] for h in shift))
+        base = (sum(h[6] for h in rest), sum(h[5] for h in rest))
+        stops = sum(h[7] for h in shift)
         reason = ""
-        if len(failed) >= cfg.max_install_failures:
-            reason = f"{len(failed)} install(s) failed: " + "; ".join(f"{h.serial}: {h.detail[:120]}" for h in failed[:3])
-        elif any(not h.ok for h in shift):
-            bad = [h.serial for h in shift if not h.ok]
-            reason = f"failed health checks on {bad}"
-        elif sum(h.safety_stops for h in shift):
-            reason = f"{sum(h.safety_stops for h in shift)} safety stop(s) on updated robots"
+        if failed >= cfg.max_install_failures:
+            reason = f"{failed} install(s) failed: " + "; ".join(f"{a}: {d[:120]}" for a, d in failed_detail)
+        elif any(not h[3] for h in shift):
+            reason = f"failed health checks on {sorted(h[1] for h in shift if not h[3])}"
+        elif stops:
+            reason = f"{stops} safety stop(s) on updated robots"
         elif upd[1] >= cfg.min_episodes and base[1] >= cfg.min_episodes:
             z, p = drop_test(base[0], base[1], upd[0], upd[1], cfg.success_margin)
             if p < cfg.alpha:
@@ -203,7 +227,7 @@ class RolloutController:
         complete = bool(let_in) and let_in <= installed and upd[1] >= cfg.min_episodes
         return {"id": row.id, "release": row.release, "previous": row.previous, "profile": row.profile,
                 "state": row.state, "reason": row.reason, "cohort": row.cohort, "bounds": bounds,
-                "let_in": sorted(let_in), "installed": sorted(installed & let_in), "install_failures": len(failed),
+                "let_in": sorted(let_in), "installed": sorted(installed & let_in), "install_failures": failed,
                 "updated_success": list(upd), "baseline_success": list(base), "abort_reason": reason,
                 "cohort_complete": complete, "rollback_release": row.rollback_release, "settings": row.settings}
 
@@ -226,19 +250,28 @@ class RolloutController:
         return row
 
     @staticmethod
-    def _order(row: RolloutRow, robots: list[RobotRow]) -> list[str]:
-        return sorted((r.serial for r in robots), key=lambda s: hashlib.sha256(f"{row.id}:{s}".encode()).hexdigest())
+    def _order(row: RolloutRow, serials: list[str]) -> list[str]:
+        return sorted(serials, key=lambda s: hashlib.sha256(f"{row.id}:{s}".encode()).hexdigest())
 
-    def _let_in(self, row: RolloutRow) -> set[str]:
+    def _view(self, profile: str) -> list[tuple[RolloutRow, set[str] | None]]:
+        """The profile's rollouts, newest first, each active one with the robots it lets in."""
+        version, t = self._version, time.monotonic()
+        cached = self._views.get(profile)
+        if cached and cached[0] == version and t - cached[1] < self.view_ttl:
+            return cached[2]
         with self.db.session() as s:
-            n = s.scalar(select(func.count()).select_from(RobotRow).where(RobotRow.profile == row.profile))
-            key = (row.id, row.cohort, n)
-            if key not in self._let_in_cache:  # recomputed when the cohort moves or a robot joins
-                robots = list(s.scalars(select(RobotRow).where(RobotRow.profile == row.profile)))
-                order = self._order(row, robots)
-                bounds = cohort_bounds(len(order), **{k: row.settings[k] for k in ("canary_share", "growth")})
-                self._let_in_cache = {key: set(order[: bounds[min(row.cohort, len(bounds) - 1)]])}
-            return self._let_in_cache[key]
+            rows = list(s.scalars(select(RolloutRow).where(RolloutRow.profile == profile).order_by(RolloutRow.id.desc())))
+            serials = list(s.scalars(select(RobotRow.serial).where(RobotRow.profile == profile))) if rows else []
+        view = []
+        for row in rows:
+            let_in = None
+            if row.state in ACTIVE:
+                order = self._order(row, serials)
+                bounds = cohort_bounds(len(order), row.settings["canary_share"], row.settings["growth"])
+                let_in = set(order[: bounds[min(row.cohort, len(bounds) - 1)]])
+            view.append((row, let_in))
+        self._views[profile] = (version, t, view)
+        return view
 
     def _abort(self, rollout_id: int, reason: str) -> None:
         with self.db.session() as s:
@@ -251,3 +284,4 @@ class RolloutController:
         with self.db.session() as s, s.begin():
             row = self._get(s, rollout_id)
             row.state, row.reason, row.rollback_release, row.updated = "aborted", reason, rollback, now()
+        self.invalidate()

@@ -15,27 +15,35 @@ Routes:
   ``GET /v1/rollouts``, ``GET /v1/rollouts/{id}``: the rollout API;
 - ``GET /v1/robots``: the fleet as last seen.
 
-``academy serve`` runs it with uvicorn; ``serve_in_thread`` starts it on a loopback port for the
+Check-ins and health reports are written by group commit (``GroupCommit``): each request waits
+until its row is committed, and the rows that arrive while one transaction runs go into the
+next, so a burst of a thousand robots costs a few transactions, not a thousand, and nothing is
+answered before it is stored.
+
+``academy serve`` runs it with uvicorn; ``ServerThread`` starts it on a loopback port for the
 commands and tests that need one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from academy.deploy.fleetdb import FleetDB, HealthRow, RobotRow, now
+from academy.deploy.fleetdb import FleetDB
 from academy.deploy.rollout import RolloutController, RolloutError, RolloutSettings
 from academy.release.publish import ReleaseHome
 from academy.release.registry import ReleaseError
 
+KEEP_ALIVE_S = 75  # robots check in over long-lived connections (uvicorn's 5 s default drops them between rounds)
 METADATA_NAME = re.compile(r"^(\d+\.)?(root|targets|snapshot|timestamp)\.json$")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -69,10 +77,45 @@ class NewRollout(BaseModel):
     profile: str
 
 
+class GroupCommit:
+    """Batches requests' rows into shared transactions; ``submit`` returns once its row is stored.
+
+    ``flush(items) -> results`` runs in a worker thread, one batch at a time; whatever arrives
+    while it runs is the next batch. A failed flush fails every request in its batch.
+    """
+
+    def __init__(self, flush):
+        self.flush = flush
+        self.pending: list[tuple[object, asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
+
+    async def submit(self, item):
+        fut = asyncio.get_running_loop().create_future()
+        self.pending.append((item, fut))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                results = await asyncio.to_thread(self.flush, [item for item, _ in batch])
+            except Exception as e:  # every waiting request gets the error (a 500), nothing is half-answered
+                results, error = None, e
+            for i, (_, fut) in enumerate(batch):
+                if fut.done():  # the client went away
+                    continue
+                if results is None:
+                    fut.set_exception(error)
+                else:
+                    fut.set_result(results[i])
+
+
 def create_app(home: str | Path, db_url: str | None = None, target_release=None) -> FastAPI:
     """The app over the release home ``home``.
 
-    ``target_release(robot_row) -> int | None`` decides what a checking-in robot should run; by
+    ``target_release(robot) -> int | None`` (robot: serial, profile, installed_release) decides what a checking-in robot should run; by
     default the rollout controller does (a robot gets a release only through a rollout).
     """
     rh = ReleaseHome(home, db_url)
@@ -105,31 +148,35 @@ def create_app(home: str | Path, db_url: str | None = None, target_release=None)
             raise HTTPException(404, "a chunk is named by its sha256")
         return _file(repo / "chunks", f"{digest[:2]}/{digest}")
 
+    def store_checkins(batch: list[CheckIn]) -> list[int | None]:
+        if db.upsert_robots([c.model_dump() for c in batch]):
+            control.invalidate()  # a robot joined: cohorts are counted over the profile's robots
+        out = []
+        for c in batch:
+            target = decide(SimpleNamespace(serial=c.serial, profile=c.profile, installed_release=c.installed_release))
+            out.append(target if target and target > c.installed_release else None)
+        return out
+
+    def store_health(batch: list[Health]) -> list[int]:
+        ids = db.add_health([h.model_dump() for h in batch])
+        for profile in {p for p in (profiles.get(h.serial) for h in batch) if p}:
+            for rid in control.running(profile):
+                control.evaluate_soon(rid)
+        return ids
+
+    checkins, reports = GroupCommit(store_checkins), GroupCommit(store_health)
+    profiles: dict[str, str] = {}  # serial -> hardware profile, as last checked in
+
     @app.post("/v1/checkin")
-    def checkin(c: CheckIn) -> dict:
-        with db.session() as s, s.begin():
-            robot = s.get(RobotRow, c.serial)
-            if robot is None:
-                robot = RobotRow(serial=c.serial, checkins=0)
-                s.add(robot)
-            robot.profile, robot.installed_release, robot.slot_state = c.profile, c.installed_release, c.slot_state
-            robot.agent_state, robot.battery, robot.charging = c.agent_state, c.battery, c.charging
-            robot.last_seen, robot.checkins = now(), robot.checkins + 1
-        target = decide(robot)
-        return {"release": target if target and target > c.installed_release else None}
+    async def checkin(c: CheckIn) -> dict:
+        profiles[c.serial] = c.profile
+        return {"release": await checkins.submit(c)}
 
     @app.post("/v1/health")
-    def health(h: Health) -> dict:
-        with db.session() as s, s.begin():
-            row = HealthRow(created=now(), **h.model_dump())
-            s.add(row)
-            s.flush()
-            rid = row.id
-            robot = s.get(RobotRow, h.serial)
-        if robot is not None:
-            for rid_ in control.running(robot.profile):
-                control.evaluate_soon(rid_)
-        return {"id": rid}
+    async def health(h: Health) -> dict:
+        if h.serial not in profiles:
+            profiles.update((r.serial, r.profile) for r in await asyncio.to_thread(db.robots))
+        return {"id": await reports.submit(h)}
 
     def _rollout_call(fn, *args):
         try:
@@ -185,7 +232,8 @@ class ServerThread:
 
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    timeout_keep_alive=KEEP_ALIVE_S))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> "ServerThread":
