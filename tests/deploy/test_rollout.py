@@ -107,6 +107,27 @@ def test_install_failures_safety_stops_and_failed_health_checks_abort(server, re
     assert st["state"] == "aborted" and reason in st["reason"]
 
 
+@pytest.mark.parametrize("canary_stops, aborted", [(6, False), (15, True)])
+def test_safety_stops_by_rate_against_a_fleet_that_already_stops(server, canary_stops, aborted):
+    serials = fleet_of(server, 10)
+    st = server.http.post("/v1/rollouts", json={"release": 2, "profile": PROFILE, "safety_stops": "rate"}).json()
+    canary = st["let_in"][0]
+    for s in serials:
+        if s != canary:
+            health(server, s, 1, "shift", episodes=10, successes=5, safety_stops=3)  # 27 stops in 90 episodes
+    checkin(server, canary, 1)
+    health(server, canary, 2, "install")
+    health(server, canary, 2, "shift", episodes=20, successes=10, safety_stops=canary_stops)
+    st = server.http.get(f"/v1/rollouts/{st['id']}").json()
+    assert st["updated_safety_stops"] == canary_stops
+    if aborted:  # 15/20 against 27/90: above by more than the margin
+        assert st["state"] == "aborted" and "safety stops of updated robots 15/20" in st["reason"]
+        assert st["baseline_safety_stops"] == 27
+    else:  # 6/20 against 27/90: the same rate; the canary's cohort is complete and the next let in
+        assert st["state"] == "running" and st["cohort"] == 1 and not st["abort_reason"]
+        assert st["baseline_safety_stops"] == 24  # the robot let in next no longer counts as baseline
+
+
 def test_pause_resume_abort_and_bad_requests(server):
     serials = fleet_of(server, 10)
     r = server.http.post("/v1/rollouts", json={"release": 2, "profile": "ah1-cm9"})

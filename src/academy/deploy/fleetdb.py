@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, event, insert, select
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, event, insert, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -133,9 +133,19 @@ class FleetDB:
         return [k for k in last if k not in known]
 
     def add_health(self, rows: list[dict]) -> list[int]:
-        """Insert a batch of health reports in one transaction; returns their ids, in order."""
+        """Insert a batch of health reports in one transaction; returns their ids, in order.
+
+        A successful install also moves the robot's installed release (it is committed there
+        before the report is sent), so the fleet's view does not wait for its next check-in.
+        """
         stamp = now()
         with self.session() as s, s.begin():
             res = s.execute(insert(HealthRow).returning(HealthRow.id, sort_by_parameter_order=True),
                             [{**r, "created": stamp} for r in rows])
-            return [i for (i,) in res]
+            ids = [i for (i,) in res]
+            for r in rows:
+                if r["kind"] == "install" and r["ok"]:
+                    s.execute(update(RobotRow).where(RobotRow.serial == r["serial"],
+                                                     RobotRow.installed_release < r["release"])
+                              .values(installed_release=r["release"]))
+            return ids

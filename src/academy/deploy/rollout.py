@@ -9,7 +9,10 @@ The controller moves on health reports (``evaluate``):
 - abort if installs failed (``max_install_failures``), if a robot reports a failed health
   check or any safety stop on the release, or if the updated robots' task success is below
   the not-yet-updated robots' by more than ``success_margin`` (a one-sided test at ``alpha``,
-  the exam gate's Farrington-Manning test, once each side has ``min_episodes`` episodes);
+  the exam gate's Farrington-Manning test, once each side has ``min_episodes`` episodes).
+  With ``safety_stops="rate"``, for a fleet whose current release already stops now and
+  then, safety stops abort when the updated robots' stops per episode are above the others'
+  by the same test, not at the first one;
 - advance to the next cohort once every robot let in has installed the release and the
   updated robots have ``min_episodes`` shift episodes between them without a reason to abort;
 - done when the last cohort has done so.
@@ -50,8 +53,11 @@ class RolloutSettings:
     success_margin: float = 0.10
     alpha: float = 0.05
     max_install_failures: int = 1
+    safety_stops: str = "any"  # "any": one stop aborts; "rate": stops per episode above the baseline's
 
     def __post_init__(self):
+        if self.safety_stops not in ("any", "rate"):
+            raise ValueError(f"safety_stops must be 'any' or 'rate', got {self.safety_stops!r}")
         if not 0 < self.canary_share <= 1:
             raise ValueError(f"canary_share must be in (0, 1], got {self.canary_share}")
         if self.growth <= 1:
@@ -211,24 +217,30 @@ class RolloutController:
         rest = [h for h in per_robot if h[0] == row.previous and h[2] == "shift" and h[1] not in let_in]
         upd = (sum(h[6] for h in shift), sum(h[5] for h in shift))
         base = (sum(h[6] for h in rest), sum(h[5] for h in rest))
-        stops = sum(h[7] for h in shift)
+        stops, base_stops = sum(h[7] for h in shift), sum(h[7] for h in rest)
+        judged = upd[1] >= cfg.min_episodes and base[1] >= cfg.min_episodes
         reason = ""
         if failed >= cfg.max_install_failures:
             reason = f"{failed} install(s) failed: " + "; ".join(f"{a}: {d[:120]}" for a, d in failed_detail)
         elif any(not h[3] for h in shift):
             reason = f"failed health checks on {sorted(h[1] for h in shift if not h[3])}"
-        elif stops:
+        elif stops and cfg.safety_stops == "any":
             reason = f"{stops} safety stop(s) on updated robots"
-        elif upd[1] >= cfg.min_episodes and base[1] >= cfg.min_episodes:
+        elif judged:
             z, p = drop_test(base[0], base[1], upd[0], upd[1], cfg.success_margin)
+            _, p_stop = drop_test(base[1] - base_stops, base[1], upd[1] - stops, upd[1], cfg.success_margin)
             if p < cfg.alpha:
                 reason = (f"task success of updated robots {upd[0]}/{upd[1]} is below the not-yet-updated robots' "
                           f"{base[0]}/{base[1]} by more than {cfg.success_margin:.0%} (one-sided p = {p:.4f})")
+            elif cfg.safety_stops == "rate" and p_stop < cfg.alpha:
+                reason = (f"safety stops of updated robots {stops}/{upd[1]} episodes are above the not-yet-updated "
+                          f"robots' {base_stops}/{base[1]} by more than {cfg.success_margin:.0%} (one-sided p = {p_stop:.4f})")
         complete = bool(let_in) and let_in <= installed and upd[1] >= cfg.min_episodes
         return {"id": row.id, "release": row.release, "previous": row.previous, "profile": row.profile,
                 "state": row.state, "reason": row.reason, "cohort": row.cohort, "bounds": bounds,
                 "let_in": sorted(let_in), "installed": sorted(installed & let_in), "install_failures": failed,
-                "updated_success": list(upd), "baseline_success": list(base), "abort_reason": reason,
+                "updated_success": list(upd), "baseline_success": list(base),
+                "updated_safety_stops": stops, "baseline_safety_stops": base_stops, "abort_reason": reason,
                 "cohort_complete": complete, "rollback_release": row.rollback_release, "settings": row.settings}
 
     def running(self, profile: str) -> list[int]:

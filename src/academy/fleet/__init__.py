@@ -1,0 +1,1 @@
+"""Robots at work (first step: a shift of task episodes on a reality robot with its installed bundle)."""
