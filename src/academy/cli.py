@@ -343,6 +343,52 @@ def learn(
     console.print(f"checkpoint: {out}")
 
 
+dream_app = typer.Typer(help="The world model: fit it on stored episodes, measure how far it drifts.",
+                        no_args_is_help=True, add_completion=False)
+app.add_typer(dream_app, name="dream")
+
+
+@dream_app.command("fit")
+def dream_fit(
+    dataset: list[Path] = typer.Option(..., help="dataset folder (repeat for several: every episode is used)"),
+    out: Path = typer.Option(Path("academy-data/world-models/default"), help="world-model folder"),
+    minutes: float = typer.Option(5.0, min=0.05, help="training time budget"),
+    steps: int = typer.Option(20000, min=1, help="training step budget"),
+    members: int = typer.Option(5, min=1, help="ensemble members"),
+    hidden: int = typer.Option(384, min=8, help="network width"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Fit the world model (an ensemble) and report its k-step open-loop error on held-out episodes."""
+    from academy.data import DatasetError
+    from academy.dream.fit import FitConfig, fit, plot_kstep
+    from academy.dream.model import WorldModelConfig
+
+    try:
+        with _progress() as progress:
+            bar = progress.add_task("dream fit", total=100)
+            info = fit(dataset, out, FitConfig(max_minutes=minutes, max_steps=steps, seed=seed),
+                       WorldModelConfig(members=members, hidden=hidden),
+                       on_step=lambda s, loss, done: progress.update(
+                           bar, completed=int(100 * done), description=f"dream fit: step {s}, loss {loss:.3f}"))
+            progress.update(bar, completed=100)
+    except (DatasetError, ValueError, FileNotFoundError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{info['steps']} steps in {info['seconds']} s on {info['transitions']} transitions "
+                  f"({info['episodes']} episodes, {info['val_episodes']} held out)")
+    if info["kstep"]:
+        table = Table(title="open-loop error after k steps (median over held-out start points; no-change baseline)")
+        names = [n for n in info["kstep"]["1"] if n != "no_change_baseline"]
+        table.add_column("k")
+        for n in names:
+            table.add_column(n)
+        for k, row in info["kstep"].items():
+            table.add_row(k, *(f"{row[n]:.4g} ({row['no_change_baseline'][n]:.4g})" for n in names))
+        console.print(table)
+        console.print(f"plot: {plot_kstep(info['kstep'], out / 'kstep.png')}")
+    console.print(f"world model: {out}")
+
+
 def _practice_with_progress(cfg) -> dict:
     from academy.practice.run import practice as run_practice
 
