@@ -22,11 +22,11 @@ Flywheel stages (see docs/architecture.md for what is built):
   data      built    episode store in LeRobot's v3.0 layout (academy collect, data)
   learn     built    one policy for every skill (academy learn, eval)
   practice  built    residual RL in simulation, randomization, curriculum (academy practice)
-  dream     planned  world model and imagined training
+  dream     partial  world model and its k-step error (academy dream fit); imagined training planned
   exam      built    regression suite, safety and latency, release gate (academy exam)
   release   built    registry, signed bundles, deltas (academy release, releases)
-  deploy    partial  update server, robot update agent, staged rollouts (academy serve, agent, rollout)
-  fleet     planned  robots at work, shadow mode, telemetry
+  deploy    built    update server, robot update agent, staged rollouts (academy serve, agent, rollout)
+  fleet     planned  robots at work, shadow mode, telemetry (a shift on a reality robot exists)
   command   planned  plain-language instructions to skill plans
 """
 
