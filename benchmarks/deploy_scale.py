@@ -147,13 +147,9 @@ async def run(url: str, robots: int, concurrency: int) -> dict:
             await asyncio.gather(*(steady(s) for s in installed))
         steady_wall = time.perf_counter() - t0
         # baseline: bare HTTP handling on the same server, same client and concurrency
-        base_lat: list[float] = []
-
         async def bare(_):
             async with sem:
-                t0 = time.perf_counter()
                 await http.call("GET", "/openapi.json")
-                base_lat.append(time.perf_counter() - t0)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(bare(i) for i in range(robots)))

@@ -25,7 +25,7 @@ from academy.deploy.fleetdb import FleetDB
 from academy.deploy.server import ServerThread, create_app
 from academy.exam.exam import ExamConfig, run_exam
 from academy.exam.safety import SafetyLimits
-from academy.fleet.shift import run_shift
+from academy.fleet.shift import ShiftReport, run_shift
 from academy.learn.checkpoint import load_model, save_checkpoint
 from academy.release.publish import ReleaseHome
 
@@ -70,9 +70,7 @@ class Fleet:
         reports = list(pool.map(shift_job, jobs))
         for r in reports:
             self.usage[r["serial"]] = r["usage_steps"]
-            body = {"serial": r["serial"], "release": r["release"], "kind": "shift", "ok": True,
-                    "episodes": r["episodes"], "successes": r["successes"], "safety_stops": r["safety_stops"]}
-            self.http.post("/v1/health", json=body).raise_for_status()
+            self.http.post("/v1/health", json=ShiftReport(**r).health()).raise_for_status()
         return reports
 
     def rollout(self, release: int, **settings) -> dict:

@@ -95,6 +95,11 @@ class FleetDB:
                 q = q.where(RobotRow.profile == profile)
             return list(s.scalars(q))
 
+    def profiles_of(self, serials: set[str]) -> set[str]:
+        """The hardware profiles of the given robots (those that have checked in)."""
+        with self.session() as s:
+            return set(s.scalars(select(RobotRow.profile).where(RobotRow.serial.in_(list(serials))).distinct()))
+
     def health(self, release: int | None = None) -> list[HealthRow]:
         with self.session() as s:
             q = select(HealthRow).order_by(HealthRow.id)

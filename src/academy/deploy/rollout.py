@@ -207,9 +207,7 @@ class RolloutController:
                 HealthRow.release == row.release, HealthRow.kind == "install", HealthRow.ok.is_(False))
                 .order_by(HealthRow.id).limit(3)).all()
         cfg = RolloutSettings(**row.settings)
-        order = self._order(row, serials)
-        bounds = cohort_bounds(len(order), cfg.canary_share, cfg.growth)
-        let_in = set(order[: bounds[min(row.cohort, len(bounds) - 1)]])
+        bounds, let_in = self._let_in(row, serials)
         mine = [h for h in per_robot if h[0] == row.release]
         installed = {h[1] for h in mine if h[2] == "install" and h[3]}
         failed = sum(h[4] for h in mine if h[2] == "install" and not h[3])
@@ -262,8 +260,11 @@ class RolloutController:
         return row
 
     @staticmethod
-    def _order(row: RolloutRow, serials: list[str]) -> list[str]:
-        return sorted(serials, key=lambda s: hashlib.sha256(f"{row.id}:{s}".encode()).hexdigest())
+    def _let_in(row: RolloutRow, serials: list[str]) -> tuple[list[int], set[str]]:
+        """The rollout's cohort bounds over these robots, and the robots its current cohort lets in."""
+        order = sorted(serials, key=lambda s: hashlib.sha256(f"{row.id}:{s}".encode()).hexdigest())
+        bounds = cohort_bounds(len(order), row.settings["canary_share"], row.settings["growth"])
+        return bounds, set(order[: bounds[min(row.cohort, len(bounds) - 1)]])
 
     def _view(self, profile: str) -> list[tuple[RolloutRow, set[str] | None]]:
         """The profile's rollouts, newest first, each active one with the robots it lets in."""
@@ -276,12 +277,7 @@ class RolloutController:
             serials = list(s.scalars(select(RobotRow.serial).where(RobotRow.profile == profile))) if rows else []
         view = []
         for row in rows:
-            let_in = None
-            if row.state in ACTIVE:
-                order = self._order(row, serials)
-                bounds = cohort_bounds(len(order), row.settings["canary_share"], row.settings["growth"])
-                let_in = set(order[: bounds[min(row.cohort, len(bounds) - 1)]])
-            view.append((row, let_in))
+            view.append((row, self._let_in(row, serials)[1] if row.state in ACTIVE else None))
         self._views[profile] = (version, t, view)
         return view
 

@@ -159,23 +159,19 @@ def create_app(home: str | Path, db_url: str | None = None, target_release=None)
 
     def store_health(batch: list[Health]) -> list[int]:
         ids = db.add_health([h.model_dump() for h in batch])
-        for profile in {p for p in (profiles.get(h.serial) for h in batch) if p}:
+        for profile in db.profiles_of({h.serial for h in batch}):
             for rid in control.running(profile):
                 control.evaluate_soon(rid)
         return ids
 
     checkins, reports = GroupCommit(store_checkins), GroupCommit(store_health)
-    profiles: dict[str, str] = {}  # serial -> hardware profile, as last checked in
 
     @app.post("/v1/checkin")
     async def checkin(c: CheckIn) -> dict:
-        profiles[c.serial] = c.profile
         return {"release": await checkins.submit(c)}
 
     @app.post("/v1/health")
     async def health(h: Health) -> dict:
-        if h.serial not in profiles:
-            profiles.update((r.serial, r.profile) for r in await asyncio.to_thread(db.robots))
         return {"id": await reports.submit(h)}
 
     def _rollout_call(fn, *args):

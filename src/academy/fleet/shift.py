@@ -54,9 +54,10 @@ def run_shift(bundle: str | Path, serial: str, seeds: list[int], task: str | Non
     if task not in policy.tasks:
         raise ValueError(f"release {manifest['release']} has no skill {task!r} (it has {policy.tasks})")
     robot = RealityRobot(serial, task, usage_steps=usage_steps)
-    robot.enable_safety(SafetyLimits.load(bundle / "safety_limits.json"))
+    limits = SafetyLimits.load(bundle / "safety_limits.json")
     successes, stops = 0, []
     for seed in seeds:
+        robot.enable_safety(limits)  # a fresh log per episode: the per-step check reads one record
         obs, _ = robot.reset(seed)
         policy.reset(1)
         for step in range(robot.max_steps):
