@@ -22,7 +22,7 @@ Flywheel stages (see docs/architecture.md for what is built):
   data      built    episode store in LeRobot's v3.0 layout (academy collect, data)
   learn     built    one policy for every skill (academy learn, eval)
   practice  built    residual RL in simulation, randomization, curriculum (academy practice)
-  dream     partial  world model and its k-step error (academy dream fit); imagined training planned
+  dream     partial  world model, k-step error, variations of a demo (academy dream); imagined practice planned
   exam      built    regression suite, safety and latency, release gate (academy exam)
   release   built    registry, signed bundles, deltas (academy release, releases)
   deploy    built    update server, robot update agent, staged rollouts (academy serve, agent, rollout)
@@ -101,26 +101,47 @@ def expert(
         console.print(f"video: {write_mp4(video, results[0].frames)}")
 
 
+def _parse_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
+    """["friction=0.5:1.5", ...] -> {"friction": (0.5, 1.5), ...}."""
+    spec = {}
+    for item in items:
+        name, sep, rng = item.partition("=")
+        low, sep2, high = rng.partition(":")
+        try:
+            spec[name.strip()] = (float(low), float(high))
+        except ValueError:
+            raise typer.BadParameter(f"expected TERM=LOW:HIGH, got {item!r}") from None
+        if not sep or not sep2:
+            raise typer.BadParameter(f"expected TERM=LOW:HIGH, got {item!r}")
+    return spec
+
+
 def _parse_randomization(items: list[str]):
     """["encoder_offset=0:0.01", ...] -> a RandomizationConfig with only those terms on (None if empty)."""
     if not items:
         return None
     from academy.sim.randomize import RandomizationConfig
 
-    spec = {}
-    for item in items:
-        name, sep, rng = item.partition("=")
-        low, sep2, high = rng.partition(":")
-        try:
-            spec[name.strip()] = [float(low), float(high)]
-        except ValueError:
-            raise typer.BadParameter(f"expected TERM=LOW:HIGH, got {item!r}") from None
-        if not sep or not sep2:
-            raise typer.BadParameter(f"expected TERM=LOW:HIGH, got {item!r}")
+    spec = _parse_ranges(items)
     try:
-        return RandomizationConfig.from_dict(spec).only(*spec)
+        return RandomizationConfig.from_dict({k: list(v) for k, v in spec.items()}).only(*spec)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
+
+
+def _parse_context(items: list[str]) -> dict[str, tuple[float, float]] | None:
+    """["friction=0.5:1.5", ...] -> context ranges (None if empty), checked."""
+    if not items:
+        return None
+    from academy.sim.randomize import draw_context
+    import numpy as np
+
+    spec = _parse_ranges(items)
+    try:
+        draw_context(spec, np.random.default_rng(0))
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    return spec
 
 
 def _task_knobs(task: str, difficulty: list[str]) -> dict:
@@ -147,12 +168,17 @@ def collect(
     noise: float = typer.Option(0.0, min=0.0, help="std of noise on executed actions (labels stay the expert's)"),
     randomize: list[str] = typer.Option([], "--randomize", "-r",
                                         help="TERM=LOW:HIGH, repeatable: randomize these terms only (academy.sim.randomize.TERMS)"),
+    context: list[str] = typer.Option([], "--context", "-c",
+                                      help="TERM=LOW:HIGH, repeatable: draw each episode's physical context "
+                                           "(friction, object_mass, object_size) and record it"),
+    policy: Optional[Path] = typer.Option(None, help="record this policy's episodes (source practice) instead of the expert's"),
 ) -> None:
-    """Record expert episodes into a LeRobot v3.0 dataset."""
+    """Record expert (or a policy's) episodes into a LeRobot v3.0 dataset."""
     from academy.data.collect import collect as record
 
     knobs = _task_knobs(task, difficulty)
     randomization = _parse_randomization(randomize)
+    context_ranges = _parse_context(context)
     wins = 0
     with _progress() as progress:
         bar = progress.add_task(f"collect {task}", total=episodes)
@@ -162,7 +188,12 @@ def collect(
             wins += success
             progress.advance(bar)
 
-        ds = record(task, episodes, out, seed, knobs, reality, workers, done, noise, randomization)
+        try:
+            ds = record(task, episodes, out, seed, knobs, reality, workers, done, noise, randomization, context_ranges,
+                        policy)
+        except ValueError as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(1) from None
     console.print(f"{ds}: {wins}/{episodes} new episodes succeeded")
 
 
@@ -343,9 +374,77 @@ def learn(
     console.print(f"checkpoint: {out}")
 
 
-dream_app = typer.Typer(help="The world model: fit it on stored episodes, measure how far it drifts.",
-                        no_args_is_help=True, add_completion=False)
+dream_app = typer.Typer(help="The world model: fit it on stored episodes, dream variations of a demonstration.",
+                        add_completion=False)
 app.add_typer(dream_app, name="dream")
+
+
+def _episode_ref(ref: str) -> tuple[Path, int]:
+    """DATASET#EPISODE -> (dataset folder, episode index), or a usage error."""
+    folder, sep, index = ref.rpartition("#")
+    if not sep or not folder or not index.isdigit():
+        raise typer.BadParameter(f"expected DATASET#EPISODE (e.g. academy-data/datasets/demos#3), got {ref!r}")
+    return Path(folder), int(index)
+
+
+@dream_app.callback(invoke_without_command=True)
+def dream(
+    ctx: typer.Context,
+    source: Optional[str] = typer.Option(None, "--from", help="the demonstration to vary: DATASET#EPISODE"),
+    variations: int = typer.Option(10000, min=1, help="variations to dream"),
+    model: Path = typer.Option(Path("academy-data/world-models/default"), help="world model (academy dream fit)"),
+    policy: Optional[Path] = typer.Option(None, help="the policy that acts in the dreams (a checkpoint folder)"),
+    out: Path = typer.Option(Path("academy-data/datasets/dreams"), help="dataset the kept dreams are appended to"),
+    check: int = typer.Option(100, min=0, help="kept and rejected dreams replayed in the physics (0: none)"),
+    position_jitter: float = typer.Option(0.02, min=0.0, help="m: each bench object's x and y, uniform +-"),
+    yaw_jitter: float = typer.Option(0.2, min=0.0, help="rad: each bench object's turn, uniform +-"),
+    context: list[str] = typer.Option([], "--context", "-c", help="TERM=LOW:HIGH, repeatable: the physics drawn "
+                                      "per variation (default friction 0.6:1.4, object_mass 0.7:1.6, object_size 0.92:1.08)"),
+    max_uncertainty: float = typer.Option(2.0, min=0.0, help="keep a dream whose mean spread is at most this "
+                                          "times the model's spread on the source episode"),
+    report: Optional[Path] = typer.Option(None, help="write the summary (and the physics check) as JSON here"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Dream variations of one demonstration (academy dream --from DATASET#EPISODE --policy P), or a subcommand."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if source is None or policy is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(0 if source is None and policy is None else 2)
+    from academy.data import DatasetError
+    from academy.dream.variations import VariationConfig, check_in_physics, dream as run_dream
+
+    dataset, episode = _episode_ref(source)
+    cfg = VariationConfig(variations=variations, position_jitter=position_jitter, yaw_jitter=yaw_jitter,
+                          max_uncertainty=max_uncertainty, seed=seed)
+    if context:
+        cfg.context_ranges = _parse_context(context)
+    try:
+        with _progress() as progress:
+            bar = progress.add_task("dream", total=variations)
+            summary = run_dream(model, policy, dataset, episode, out, cfg, on_batch=lambda done, kept: progress.update(
+                bar, completed=done, description=f"dream: {kept} kept"))
+            physics = None
+            if check:
+                bar2 = progress.add_task("replay in physics", total=None)
+                physics = check_in_physics(summary, check)
+                progress.update(bar2, total=1, completed=1)
+    except (DatasetError, ValueError, FileNotFoundError, KeyError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    n = summary["variations"]
+    console.print(f"{n} variations of {summary['source']} ({summary['task']}) in {summary['seconds']} s: "
+                  f"the model called {summary['model_success']} successes, {summary['kept']} kept "
+                  f"(spread limit {summary['uncertainty_limit']:.3g}); {summary['written']} written to {out}")
+    if physics:
+        for label, row in physics.items():
+            if row["replayed"]:
+                console.print(f"physics replay of {label} dreams: {row['succeeded']}/{row['replayed']} succeed")
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps({**{k: v for k, v in summary.items() if k != "rollouts"}, "physics": physics},
+                                     indent=2))
+        console.print(f"report: {report}")
 
 
 @dream_app.command("fit")
@@ -356,6 +455,7 @@ def dream_fit(
     steps: int = typer.Option(20000, min=1, help="training step budget"),
     members: int = typer.Option(5, min=1, help="ensemble members"),
     hidden: int = typer.Option(384, min=8, help="network width"),
+    horizon: int = typer.Option(4, min=1, help="steps of each training rollout (1: a one-step loss)"),
     seed: int = typer.Option(0),
 ) -> None:
     """Fit the world model (an ensemble) and report its k-step open-loop error on held-out episodes."""
@@ -366,7 +466,7 @@ def dream_fit(
     try:
         with _progress() as progress:
             bar = progress.add_task("dream fit", total=100)
-            info = fit(dataset, out, FitConfig(max_minutes=minutes, max_steps=steps, seed=seed),
+            info = fit(dataset, out, FitConfig(max_minutes=minutes, max_steps=steps, horizon=horizon, seed=seed),
                        WorldModelConfig(members=members, hidden=hidden),
                        on_step=lambda s, loss, done: progress.update(
                            bar, completed=int(100 * done), description=f"dream fit: step {s}, loss {loss:.3f}"))

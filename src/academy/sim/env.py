@@ -8,6 +8,9 @@ an observation is a dict:
 - ``objects`` (11, 7): position and (w, x, y, z) quaternion of the ten cells and the part
 - ``goal`` (40,): the task's goal vector (see each task file)
 - ``task`` (): the task's registry index
+- ``context`` (3,): the episode's physical context (``randomize.CONTEXT_TERMS`` scale factors;
+  ones unless the env draws or is given one). A simulation's truth, recorded for world models;
+  a policy does not read it.
 - ``images`` (optional): camera name -> (H, W, 3) uint8
 
 The physics runs at the model's timestep (2 ms) under each 50 ms control step. What separates
@@ -26,7 +29,8 @@ import mujoco
 import numpy as np
 
 from academy.sim import robot
-from academy.sim.randomize import RandomizationConfig, randomize, runtime_terms
+from academy.sim.randomize import (NOMINAL_CONTEXT, RandomizationConfig, apply_context, check_context, draw_context,
+                                   randomize, runtime_terms)
 from academy.sim.tasks import Task, make_task
 from academy.sim.world import OBJECTS, Workcell, load_model
 
@@ -34,6 +38,7 @@ CONTROL_DT = 0.05  # s: the 20 Hz System-1 loop
 SETTLE_SECONDS = 0.2  # physics run at reset so that objects come to rest before the first step
 N_PROPRIO = 2 * robot.N_ACTUATORS
 ENCODER_STREAM = 104729  # seeds the encoder offsets' own random stream: [seed, ENCODER_STREAM]
+CONTEXT_STREAM = 130363  # seeds the physical context's own stream, so the scene stays the seed's
 
 
 @dataclass
@@ -59,10 +64,15 @@ class WorkcellEnv:
         cameras: Sequence[str] = (),
         image_size: tuple[int, int] = (120, 160),
         model: mujoco.MjModel | None = None,
+        context_ranges: dict[str, tuple[float, float]] | None = None,
     ):
         self.task = make_task(task, **(difficulty or {}))
         self._nominal = model if model is not None else load_model()
         self.randomization = randomization
+        self.context_ranges = dict(context_ranges or {})
+        if self.context_ranges:
+            draw_context(self.context_ranges, np.random.default_rng(0))  # refuse bad ranges now
+        self.context = np.array(NOMINAL_CONTEXT)
         unknown = [c for c in cameras if c not in robot.CAMERAS]
         if unknown:
             raise ValueError(f"unknown camera(s) {unknown}; known: {list(robot.CAMERAS)}")
@@ -108,11 +118,27 @@ class WorkcellEnv:
         return self.task.reward(self.world, self.data, self.goal)
 
     # ------------------------------------------------------------------ episode
-    def reset(self, seed: int | None = None) -> tuple[dict, dict]:
-        """Start an episode: new randomization (if any), robot at home, task's objects placed."""
+    def reset(self, seed: int | None = None, context=None, objects: np.ndarray | None = None) -> tuple[dict, dict]:
+        """Start an episode: new randomization (if any), robot at home, task's objects placed.
+
+        ``context`` (scale factors, ``randomize.CONTEXT_TERMS``) sets the episode's physics; without
+        it one is drawn from ``context_ranges`` if the env has them. ``objects`` ((11, 7) poses)
+        replaces the task's placement after the seed's scene is drawn (a dreamed variation replayed).
+        """
         rng = np.random.default_rng(seed)
+        model = self._nominal
         if self.randomization is not None:
-            self._set_model(randomize(self._nominal, rng, self.randomization))
+            model = randomize(model, rng, self.randomization)
+        if context is not None:
+            self.context = check_context(context)
+        elif self.context_ranges:
+            self.context = draw_context(self.context_ranges, np.random.default_rng([seed or 0, CONTEXT_STREAM]))
+        else:
+            self.context = np.array(NOMINAL_CONTEXT)
+        if np.any(self.context != 1.0):
+            model = apply_context(model, self.context)
+        if model is not self.model:
+            self._set_model(model)
         m, d = self.model, self.data
         self._latency, self._proprio_noise, self._object_noise, offset_std = runtime_terms(m)
         if offset_std > 0:  # a randomized calibration error, from its own stream (the scene stays the seed's)
@@ -124,6 +150,10 @@ class WorkcellEnv:
         self._held = self.home.copy()
         d.ctrl[self.world.actuator_ids] = self._to_ctrl(self.home)
         self.goal = self.task.reset(self.world, d, rng)
+        if objects is not None:
+            objects = np.asarray(objects, float).reshape(len(OBJECTS), 7)
+            for name, pose in zip(OBJECTS, objects):
+                self.world.set_object_pose(d, name, pose[:3], pose[3:] / np.linalg.norm(pose[3:]))
         mujoco.mj_forward(m, d)
         mujoco.mj_step(m, d, nstep=int(round(SETTLE_SECONDS / m.opt.timestep)))
         d.time = 0.0
@@ -182,6 +212,7 @@ class WorkcellEnv:
             "objects": objects.astype(np.float32),
             "goal": self.task.goal_vector(self.goal),
             "task": np.int64(self.task.index),
+            "context": self.context.astype(np.float32),
         }
         if self.cameras:
             obs["images"] = {c: self.render(c) for c in self.cameras}

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from academy.sim.env import N_PROPRIO, WorkcellEnv
+from academy.sim.randomize import CONTEXT_TERMS
 from academy.sim.tasks import GOAL_DIM, REGISTRY
 from academy.sim.world import OBJECTS
 
@@ -34,6 +35,7 @@ class WorkcellGymEnv(gym.Env):
             "objects": spaces.Box(-np.inf, np.inf, (len(OBJECTS), 7), np.float32),
             "goal": spaces.Box(-np.inf, np.inf, (GOAL_DIM,), np.float32),
             "task": spaces.Discrete(len(REGISTRY)),
+            "context": spaces.Box(0.0, np.inf, (len(CONTEXT_TERMS),), np.float32),
         }
         if self.env.cameras:
             h, w = self.env.image_size

@@ -250,3 +250,39 @@ def runtime_terms(model: mujoco.MjModel) -> tuple[int, float, float, float]:
 
 
 assert set(TRAINING_RANGES) == set(TERMS)
+
+
+# The physical context: the few scale factors a world model is conditioned on and a what-if sets.
+# Each is one number per episode, applied alike to every geom (friction) or every object (mass,
+# size), so that an episode's context is a plain vector a dataset can store beside its frames.
+CONTEXT_TERMS: tuple[str, ...] = ("friction", "object_mass", "object_size")
+NOMINAL_CONTEXT: tuple[float, ...] = (1.0, 1.0, 1.0)
+
+
+def check_context(values) -> np.ndarray:
+    """A context as a (len(CONTEXT_TERMS),) array of positive scale factors, or a clear error."""
+    if isinstance(values, Mapping):
+        unknown = sorted(set(values) - set(CONTEXT_TERMS))
+        if unknown:
+            raise RandomizationError(f"unknown context term(s) {unknown}; known: {list(CONTEXT_TERMS)}")
+        values = [values.get(k, 1.0) for k in CONTEXT_TERMS]
+    out = np.asarray(values, dtype=float).reshape(-1)
+    if out.shape != (len(CONTEXT_TERMS),):
+        raise RandomizationError(f"a context has {len(CONTEXT_TERMS)} values {list(CONTEXT_TERMS)}, got {out.shape[0]}")
+    if not np.all(np.isfinite(out)) or np.any(out <= 0):
+        raise RandomizationError(f"context scale factors must be finite and above 0, got {out.tolist()}")
+    return out
+
+
+def apply_context(model: mujoco.MjModel, values) -> mujoco.MjModel:
+    """A copy of ``model`` with the context's scale factors applied (each term at one value)."""
+    v = check_context(values)
+    spec = {k: {"low": float(x), "high": float(x), "enabled": True} for k, x in zip(CONTEXT_TERMS, v)}
+    return randomize(model, np.random.default_rng(0), RandomizationConfig.from_dict(spec).only(*CONTEXT_TERMS))
+
+
+def draw_context(ranges: Mapping[str, tuple[float, float]], rng: np.random.Generator) -> np.ndarray:
+    """One context from ``ranges`` (term -> (low, high)); terms not named stay nominal."""
+    check_context({k: lo for k, (lo, _) in ranges.items()})
+    check_context({k: hi for k, (_, hi) in ranges.items()})
+    return np.array([rng.uniform(*ranges[k]) if k in ranges else 1.0 for k in CONTEXT_TERMS])

@@ -108,10 +108,12 @@ class RealityRobot:
     def reset(self, seed: int | None = None) -> tuple[dict, dict]:
         self.__apply_wear()
         obs, info = self.__env.reset(seed)
+        obs.pop("context")  # a real robot does not know its physics
         return obs, {"success": False, "goal": info["goal"], "serial": self.serial}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         obs, reward, terminated, truncated, info = self.__env.step(action)
+        obs.pop("context")
         self.usage_steps += 1
         info["serial"] = self.serial
         return obs, reward, terminated, truncated, info

@@ -86,13 +86,20 @@ def run_expert(
     record: bool = False,
     action_noise: float = 0.0,
     randomization=None,
+    context_ranges: dict[str, tuple[float, float]] | None = None,
+    agent: Agent | None = None,
 ) -> list[EpisodeResult]:
-    """Expert episodes for ``seeds``; on ``RealityRobot(serial)`` if a serial is given, else in the
-    nominal simulation or one randomized by ``randomization`` per episode."""
+    """Expert episodes for ``seeds`` (or ``agent``'s, if one is given); on ``RealityRobot(serial)`` if
+    a serial is given, else in the nominal simulation or one randomized by ``randomization`` per episode."""
     if serial and randomization is not None:
         raise ValueError("a reality robot's physics is its own: randomization applies to the simulation only")
-    env = make_env(task, difficulty, serial, **({"randomization": randomization} if randomization else {}))
-    expert = make_expert(task)
+    if serial and context_ranges:
+        raise ValueError("a reality robot's physics is its own: a context applies to the simulation only")
+    extra = {"randomization": randomization} if randomization else {}
+    if context_ranges:
+        extra["context_ranges"] = context_ranges
+    env = make_env(task, difficulty, serial, **extra)
+    expert = agent if agent is not None else make_expert(task)
     results = []
     for seed in seeds:
         result = rollout(env, expert, seed, record=record, video=seed in video_seeds, frame_size=frame_size,

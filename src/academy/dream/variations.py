@@ -1,0 +1,282 @@
+"""One demonstration, many dreamed variations: perturb its starting scene, roll the policy forward
+in the world model, keep what the model judges a success it is sure of, write it to the store.
+
+A variation changes the source episode's first frame: every object on the bench moves by up to
+``position_jitter`` in x and y and turns by up to ``yaw_jitter`` about the vertical, and the
+physical context (friction, object mass and size scale factors) is drawn from
+``context_ranges``. The policy then acts on the model's predicted states, its arm-joint targets
+perturbed by exploration noise held for ``hold_steps`` steps (the noise is in the executed
+actions, which are what is stored). A row ends when the model's success probability passes
+``success_threshold`` or at the task's time limit.
+
+A variation is kept when the model calls it a success and its mean ensemble spread over the
+rollout is at most ``max_uncertainty`` times the spread the model shows on the source
+episode's own (real) steps: the model is trusted about as far as it is on data it has seen.
+
+The true test of a dream (``check_in_physics``): the kept variations' actions replayed open
+loop in the MuJoCo workcell from the same perturbed scene and context. The same replay of
+rejected variations gives the base rate the filter must beat.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from academy.data import Dataset, EpisodeMeta
+from academy.dream.model import ACTION, CONTEXT, CONTEXT_KEY, DIMS, ENV, GOAL, N_OBJECTS, STATE, X_DIM, WorldModel
+
+BENCH_Z = 0.85  # objects with their centre above this are on the bench (parked ones lie on the floor)
+
+
+@dataclass
+class VariationConfig:
+    variations: int = 10000
+    position_jitter: float = 0.02  # m, each bench object's x and y, uniform +-
+    yaw_jitter: float = 0.2  # rad, each bench object's turn about the vertical, uniform +-
+    context_ranges: dict = field(default_factory=lambda: {"friction": (0.6, 1.4), "object_mass": (0.7, 1.6),
+                                                          "object_size": (0.92, 1.08)})
+    noise: float = 0.005  # rad, exploration noise on the executed arm-joint targets
+    hold_steps: int = 10  # the noise is held this many steps (white noise per step teaches little)
+    success_threshold: float = 0.5
+    min_steps: int = 10  # a dream is not judged a success before this many steps
+    max_uncertainty: float = 2.0  # x the model's median spread on the source episode's real steps
+    batch: int = 2500  # rows rolled forward together
+    seed: int = 0
+    threads: int = 2
+
+
+@dataclass
+class Source:
+    """The demonstration a dream starts from: its first frame, task, scene seed and context."""
+
+    dataset: str
+    episode: int
+    task: str
+    seed: int
+    x: np.ndarray  # (T, X_DIM) the recorded states
+    goal: np.ndarray
+    action: np.ndarray
+    context: np.ndarray  # (T, len(CONTEXT))
+
+    @classmethod
+    def load(cls, dataset: str | Path, episode: int) -> "Source":
+        from academy.dream.fit import Episodes
+
+        ds = Dataset(dataset)
+        table = ds.episode_table()
+        row = table[table["episode_index"] == episode]
+        if not len(row):
+            raise ValueError(f"{dataset} has no episode {episode} (it holds {len(table)} episodes)")
+        eps = Episodes.load([dataset])
+        i = eps.names.index(f"{Path(dataset).name}#{episode}")
+        seed = int(row["academy/seed"].iloc[0])
+        if seed < 0:
+            raise ValueError(f"{dataset} episode {episode} has no scene seed: its scene cannot be replayed in physics")
+        return cls(str(dataset), episode, str(row["academy/task"].iloc[0]), seed, eps.x[i], eps.goal[i],
+                   eps.action[i], eps.context[i])
+
+
+def perturb(source: Source, cfg: VariationConfig, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` starting states (n, X_DIM) and contexts (n, len(CONTEXT)) around the source's first frame."""
+    from academy.sim.randomize import draw_context
+
+    x0 = np.repeat(source.x[:1].astype(np.float64), n, 0)
+    obj = x0[:, DIMS[STATE]:].reshape(n, N_OBJECTS, 7)
+    on_bench = obj[0, :, 2] > BENCH_Z
+    k = int(on_bench.sum())
+    obj[:, on_bench, :2] += rng.uniform(-cfg.position_jitter, cfg.position_jitter, (n, k, 2))
+    yaw = rng.uniform(-cfg.yaw_jitter, cfg.yaw_jitter, (n, k))
+    turn = np.stack([np.cos(yaw / 2), np.zeros_like(yaw), np.zeros_like(yaw), np.sin(yaw / 2)], -1)
+    obj[:, on_bench, 3:] = _quat_mul(turn, obj[:, on_bench, 3:])
+    x0[:, DIMS[STATE]:] = obj.reshape(n, -1)
+    context = np.stack([draw_context(cfg.context_ranges, rng) for _ in range(n)])
+    return x0.astype(np.float32), context.astype(np.float32)
+
+
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
+
+
+@torch.no_grad()
+def source_spread(model: WorldModel, source: Source) -> float:
+    """The model's median ensemble spread over the source episode's recorded (real) steps."""
+    out = model.step(torch.from_numpy(source.x[:-1]), torch.from_numpy(source.goal[:-1]),
+                     torch.from_numpy(source.action[:-1]), torch.from_numpy(source.context[:-1]))
+    return float(out["uncertainty"].median())
+
+
+@torch.no_grad()
+def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: np.ndarray, context: np.ndarray,
+                   max_steps: int, cfg: VariationConfig, rng: np.random.Generator) -> dict:
+    """Roll ``policy`` forward in ``model`` from each row of ``x0``; returns per-row states (T+1),
+    executed actions (T), predicted rewards, length, success flag and mean uncertainty."""
+    from academy.sim import robot
+    from academy.sim.rollout_expert import ARM
+
+    B = len(x0)
+    policy.reset(B)
+    x = torch.from_numpy(x0)
+    g = torch.from_numpy(np.repeat(goal[None], B, 0))
+    ctx = torch.from_numpy(context)
+    states, actions, rewards = [x0], [], []
+    done = np.zeros(B, bool)
+    success = np.zeros(B, bool)
+    length = np.full(B, max_steps)
+    spread_sum = np.zeros(B)
+    noise = np.zeros((B, robot.N_ACTUATORS), np.float32)
+    for t in range(max_steps):
+        if t % cfg.hold_steps == 0:
+            noise[:, ARM] = rng.normal(0.0, cfg.noise, (B, len(ARM)))
+        xs = x.numpy()
+        obs = {STATE: xs[:, :DIMS[STATE]], ENV: xs[:, DIMS[STATE]:], GOAL: g.numpy(), "task": np.full(B, task)}
+        action = (policy.act(obs) + noise).astype(np.float32)
+        out = model.step(x, g, torch.from_numpy(action), ctx)
+        live = ~done
+        spread_sum[live] += out["uncertainty"].numpy()[live]
+        won = live & (out["success"].numpy() > cfg.success_threshold) & (t + 1 >= cfg.min_steps)
+        success |= won
+        length[won] = t + 1
+        done |= won
+        x = out["x"]
+        states.append(x.numpy())
+        actions.append(action)
+        rewards.append(out["reward"].numpy())
+        if done.all():
+            break
+    return {"states": np.stack(states, 1), "actions": np.stack(actions, 1), "rewards": np.stack(rewards, 1),
+            "length": np.minimum(length, len(actions)), "success": success,
+            "uncertainty": spread_sum / np.minimum(length, len(actions))}
+
+
+def dream(model_path: str | Path, policy_path: str | Path, dataset: str | Path, episode: int, out: str | Path | None,
+          cfg: VariationConfig | None = None, on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """``cfg.variations`` variations of one stored episode; the kept ones are written to ``out`` (a
+    dataset, appended to) as synthetic episodes of source "dream". Returns the summary and, under
+    ``"rollouts"``, what a physics check needs."""
+    from academy.data.collect import FPS, workcell_features
+    from academy.learn.policy import Policy
+    from academy.sim.env import CONTROL_DT
+    from academy.sim.tasks import make_task
+
+    cfg = cfg or VariationConfig()
+    torch.set_num_threads(cfg.threads)
+    t0 = time.time()
+    model = WorldModel.load(model_path)
+    policy = Policy.load(policy_path)
+    source = Source.load(dataset, episode)
+    if source.task not in policy.tasks:
+        raise ValueError(f"the policy knows {policy.tasks}, not the episode's task '{source.task}'")
+    task = make_task(source.task)
+    max_steps = task.max_steps(CONTROL_DT)
+    limit = cfg.max_uncertainty * source_spread(model, source)
+    rng = np.random.default_rng(cfg.seed)
+    kept_rows, judged, n_success, written = [], [], 0, 0
+    writer_ds = None
+    if out is not None:
+        out = Path(out)
+        writer_ds = Dataset(out) if (out / "meta/info.json").exists() else Dataset.create(
+            out, FPS, workcell_features(context=True))
+        if CONTEXT_KEY not in writer_ds.features:
+            raise ValueError(f"{out} does not record the physical context: dreams go to a dataset that does")
+    writer = writer_ds.writer(flush_every=200) if writer_ds is not None else None
+    try:
+        for start in range(0, cfg.variations, cfg.batch):
+            n = min(cfg.batch, cfg.variations - start)
+            x0, context = perturb(source, cfg, n, rng)
+            r = dream_rollouts(model, policy, source.task, source.goal[0], x0, context, max_steps, cfg, rng)
+            keep = r["success"] & (r["uncertainty"] <= limit)
+            n_success += int(r["success"].sum())
+            for i in range(n):
+                judged.append({"index": start + i, "success": bool(r["success"][i]), "kept": bool(keep[i]),
+                               "uncertainty": float(r["uncertainty"][i]), "length": int(r["length"][i]),
+                               "objects": x0[i, DIMS[STATE]:].tolist(), "context": context[i].tolist()})
+                if keep[i]:
+                    kept_rows.append(start + i)
+            _stash(r, start, judged)
+            if writer is not None:
+                for i in np.flatnonzero(keep):
+                    writer.add_episode(_frames(r, i, source.goal[0], context[i]),
+                                       EpisodeMeta(task=source.task, source="dream", robot_serial="dream",
+                                                   outcome="success", synthetic=True, seed=source.seed),
+                                       task.description)
+                    written += 1
+            if on_batch:
+                on_batch(start + n, len(kept_rows))
+    finally:
+        if writer is not None:
+            writer.close()
+    seconds = time.time() - t0
+    return {"source": f"{source.dataset}#{source.episode}", "task": source.task, "seed": source.seed,
+            "variations": cfg.variations, "model_success": n_success, "kept": len(kept_rows), "written": written,
+            "uncertainty_limit": limit, "seconds": round(seconds, 1),
+            "variations_per_second": round(cfg.variations / max(seconds, 1e-9), 1),
+            "config": {k: v for k, v in cfg.__dict__.items()}, "rollouts": judged}
+
+
+def _stash(r: dict, start: int, judged: list[dict]) -> None:
+    """Keep each row's executed actions on its record (for the physics check)."""
+    for i in range(len(r["length"])):
+        judged[start + i]["actions"] = r["actions"][i, : r["length"][i]]
+
+
+def _frames(r: dict, i: int, goal: np.ndarray, context: np.ndarray) -> dict[str, np.ndarray]:
+    T = int(r["length"][i])
+    xs = r["states"][i, :T]
+    done = np.zeros(T, bool)
+    done[-1] = True
+    return {STATE: xs[:, :DIMS[STATE]], ENV: xs[:, DIMS[STATE]:X_DIM], GOAL: np.repeat(goal[None], T, 0),
+            ACTION: r["actions"][i, :T], "next.reward": r["rewards"][i, :T].astype(np.float32),
+            "next.done": done, CONTEXT_KEY: np.repeat(context[None], T, 0).astype(np.float32)}
+
+
+def _replay_job(args: tuple) -> list[bool]:
+    task, seed, items = args
+    from academy.sim.env import WorkcellEnv
+
+    env = WorkcellEnv(task)
+    wins = []
+    for objects, context, actions in items:
+        env.reset(seed, context=context, objects=np.asarray(objects).reshape(N_OBJECTS, 7))
+        won = False
+        for a in actions:
+            _, _, terminated, truncated, info = env.step(a)
+            if terminated or truncated:
+                won = bool(info["success"])
+                break
+        if not won:  # the dream ended at its predicted success: hold the last command a moment
+            for _ in range(10):
+                _, _, terminated, _, info = env.step(actions[-1])
+                if terminated:
+                    won = True
+                    break
+        wins.append(won)
+    env.close()
+    return wins
+
+
+def check_in_physics(summary: dict, n: int = 100, workers: int = 2, seed: int = 0) -> dict:
+    """Replay up to ``n`` kept and ``n`` rejected variations open loop in the physics; the share
+    of each that succeeds there."""
+    rng = np.random.default_rng(seed)
+    rows = summary["rollouts"]
+    out = {}
+    for label, pick in (("kept", [r for r in rows if r["kept"]]), ("rejected", [r for r in rows if not r["kept"]])):
+        chosen = [pick[i] for i in sorted(rng.choice(len(pick), min(n, len(pick)), replace=False))] if pick else []
+        items = [(r["objects"], r["context"], r["actions"]) for r in chosen]
+        chunks = [items[i::workers] for i in range(workers)]
+        with ProcessPoolExecutor(workers) as pool:
+            wins = [w for part in pool.map(_replay_job, [(summary["task"], summary["seed"], c) for c in chunks])
+                    for w in part]
+        out[label] = {"replayed": len(wins), "succeeded": int(sum(wins)),
+                      "share": round(float(np.mean(wins)), 3) if wins else None}
+    return out

@@ -1,0 +1,138 @@
+"""Physical context in the store, and dreamed variations of one demonstration, checked in physics."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from academy.cli import app
+from academy.data import Dataset
+from academy.data.collect import CONTEXT_KEY, collect
+from academy.dream.fit import Episodes, FitConfig, fit
+from academy.dream.model import DIMS, WorldModelConfig
+from academy.dream.variations import (BENCH_Z, Source, VariationConfig, _replay_job, check_in_physics, dream,
+                                      perturb)
+from academy.sim.env import WorkcellEnv
+from academy.sim.randomize import RandomizationError
+
+RANGES = {"friction": (0.6, 1.4), "object_mass": (0.7, 1.6), "object_size": (0.92, 1.08)}
+
+
+@pytest.fixture(scope="module")
+def context_ds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ctx")
+    collect("handover", 3, root / "ds", workers=1, context_ranges=RANGES)
+    return root / "ds"
+
+
+@pytest.fixture(scope="module")
+def small_model(context_ds, tmp_path_factory):
+    out = tmp_path_factory.mktemp("wm") / "model"
+    fit([context_ds], out, FitConfig(max_minutes=2, max_steps=60, horizon=2, val_fraction=0.34, threads=1),
+        WorldModelConfig(members=2, hidden=64, layers=2))
+    return out
+
+
+def test_the_store_records_each_episodes_physics(context_ds):
+    ds = Dataset(context_ds)
+    assert ds.features[CONTEXT_KEY]["names"] == ["friction", "object_mass", "object_size"]
+    eps = Episodes.load([context_ds])
+    per_episode = np.array([c[0] for c in eps.context])
+    for c, seed in zip(eps.context, ds.episode_table()["academy/seed"]):
+        assert np.all(c == c[0])  # one context per episode
+        env = WorkcellEnv("handover", context_ranges=RANGES)
+        obs, _ = env.reset(int(seed))  # the same seed draws the same context
+        np.testing.assert_allclose(obs["context"], c[0], rtol=1e-6)
+    assert len(np.unique(per_episode[:, 0])) == 3
+    for k, (lo, hi) in enumerate(RANGES.values()):
+        assert np.all((per_episode[:, k] >= lo) & (per_episode[:, k] <= hi))
+    with pytest.raises(ValueError, match="records the physical context"):
+        collect("handover", 1, context_ds, workers=1)  # appending without context to a dataset with it
+
+
+def test_env_applies_a_context_and_replaces_objects():
+    env = WorkcellEnv("handover")
+    env.reset(0)
+    nominal_friction = env.model.geom_friction[:, 0].copy()
+    part = env.world.object_index("part")
+    nominal_mass = env.model.body_mass[env.world.object_body[part]]
+    obs, _ = env.reset(0, context={"friction": 0.5, "object_mass": 2.0})
+    np.testing.assert_allclose(env.model.geom_friction[:, 0], 0.5 * nominal_friction)
+    assert env.model.body_mass[env.world.object_body[part]] == pytest.approx(2.0 * nominal_mass)
+    assert obs["context"].tolist() == [0.5, 2.0, 1.0]
+    objects = obs["objects"].copy()
+    objects[part, :2] += [0.01, -0.01]
+    moved, _ = env.reset(0, objects=objects)
+    np.testing.assert_allclose(moved["objects"][part, :2], objects[part, :2], atol=2e-3)  # settled where it was put
+    back, _ = env.reset(0)  # the next plain reset is nominal again
+    assert back["context"].tolist() == [1.0, 1.0, 1.0]
+    np.testing.assert_allclose(env.model.geom_friction[:, 0], nominal_friction)
+    for bad, match in (({"gravity": 2.0}, "unknown context"), ([1.0, 1.0], "3 values"), ({"friction": 0.0}, "above 0")):
+        with pytest.raises(RandomizationError, match=match):
+            env.reset(0, context=bad)
+
+
+def test_variations_perturb_the_bench_and_nothing_else(context_ds):
+    source = Source.load(context_ds, 0)
+    cfg = VariationConfig(position_jitter=0.02, yaw_jitter=0.2)
+    x0, ctx = perturb(source, cfg, 200, np.random.default_rng(0))
+    first = source.x[0, DIMS["observation.state"]:].reshape(-1, 7)
+    obj = x0[:, DIMS["observation.state"]:].reshape(200, -1, 7)
+    bench = first[:, 2] > BENCH_Z
+    assert bench.sum() == 1  # handover: the part; the cells are parked on the floor
+    shift = np.abs(obj[:, bench, :2] - first[bench, :2])
+    assert shift.max() <= 0.02 + 1e-6 and shift.max() > 0.015
+    np.testing.assert_array_equal(obj[:, ~bench], np.repeat(first[None, ~bench], 200, 0))
+    np.testing.assert_array_equal(x0[:, :DIMS["observation.state"]], np.repeat(source.x[:1, :56], 200, 0))
+    assert np.allclose(np.linalg.norm(obj[..., 3:], axis=-1), 1.0, atol=1e-5)
+    for k, (lo, hi) in enumerate(RANGES.values()):
+        assert lo <= ctx[:, k].min() and ctx[:, k].max() <= hi
+
+
+def test_the_physics_check_replays_a_scene_faithfully(context_ds):
+    """The replay the dreams are judged by: the source's own actions from its own scene and context
+    succeed again, and the same actions fail once the part is moved 6 cm away."""
+    source = Source.load(context_ds, 0)
+    assert Dataset(context_ds).episode_table()["academy/outcome"].iloc[0] == "success"
+    objects = source.x[0, 56:]
+    far = objects.reshape(-1, 7).copy()
+    far[-1, 1] += 0.06
+    assert _replay_job(("handover", source.seed, [(objects, source.context[0], source.action),
+                                                   (far.reshape(-1), source.context[0], source.action)])) == [True, False]
+
+
+def test_dream_writes_kept_variations_and_checks_them(context_ds, small_model, tiny_policy, tmp_path):
+    # a tiny model judges nothing a success at 0.5; a threshold of 0 keeps every sure dream, so the
+    # writing path and the check are exercised end to end
+    cfg = VariationConfig(variations=12, batch=6, success_threshold=0.0, max_uncertainty=1e6, threads=1)
+    summary = dream(small_model, tiny_policy, context_ds, 1, tmp_path / "dreams", cfg)
+    assert summary["variations"] == 12 and summary["kept"] == summary["written"] == summary["model_success"] == 12
+    ds = Dataset(tmp_path / "dreams")
+    table = ds.episode_table()
+    assert len(table) == 12 and set(table["academy/source"]) == {"dream"} and table["academy/synthetic"].all()
+    assert set(table["academy/seed"]) == {summary["seed"]}
+    eps = Episodes.load([tmp_path / "dreams"])
+    for e, row in zip(eps.context, [r for r in summary["rollouts"] if r["kept"]]):
+        np.testing.assert_allclose(e[0], row["context"], rtol=1e-6)
+    physics = check_in_physics(summary, n=3, workers=1)
+    assert physics["kept"]["replayed"] == 3 and physics["rejected"]["replayed"] == 0
+    assert 0 <= physics["kept"]["succeeded"] <= 3
+    strict = dream(small_model, tiny_policy, context_ds, 1, None, VariationConfig(variations=4, max_uncertainty=0.0,
+                                                                                  threads=1))
+    assert strict["kept"] == 0 and strict["written"] == 0  # nothing is sure enough at a zero spread limit
+
+
+def test_dream_cli_names_bad_input(context_ds, small_model, tiny_policy, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["dream", "--from", "no-hash", "--policy", str(tiny_policy)])
+    assert r.exit_code == 2 and "DATASET#EPISODE" in r.output
+    r = runner.invoke(app, ["dream", "--from", f"{context_ds}#99", "--policy", str(tiny_policy),
+                            "--model", str(small_model), "--out", str(tmp_path / "d")])
+    assert r.exit_code == 1 and "no episode 99" in r.output
+    r = runner.invoke(app, ["dream", "--from", f"{context_ds}#0", "--policy", str(tiny_policy), "--model",
+                            str(small_model), "--variations", "4", "--check", "2", "--out", str(tmp_path / "d"),
+                            "--report", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["variations"] == 4 and "rollouts" not in report and "kept" in report["physics"]
