@@ -199,10 +199,10 @@ def dream(model_path: str | Path, policy_path: str | Path, dataset: str | Path, 
             for i in range(n):
                 judged.append({"index": start + i, "success": bool(r["success"][i]), "kept": bool(keep[i]),
                                "uncertainty": float(r["uncertainty"][i]), "length": int(r["length"][i]),
-                               "objects": x0[i, DIMS[STATE]:].tolist(), "context": context[i].tolist()})
+                               "objects": x0[i, DIMS[STATE]:].tolist(), "context": context[i].tolist(),
+                               "actions": r["actions"][i, : r["length"][i]]})  # for the physics check
                 if keep[i]:
                     kept_rows.append(start + i)
-            _stash(r, start, judged)
             if writer is not None:
                 for i in np.flatnonzero(keep):
                     writer.add_episode(_frames(r, i, source.goal[0], context[i]),
@@ -221,12 +221,6 @@ def dream(model_path: str | Path, policy_path: str | Path, dataset: str | Path, 
             "uncertainty_limit": limit, "seconds": round(seconds, 1),
             "variations_per_second": round(cfg.variations / max(seconds, 1e-9), 1),
             "config": {k: v for k, v in cfg.__dict__.items()}, "rollouts": judged}
-
-
-def _stash(r: dict, start: int, judged: list[dict]) -> None:
-    """Keep each row's executed actions on its record (for the physics check)."""
-    for i in range(len(r["length"])):
-        judged[start + i]["actions"] = r["actions"][i, : r["length"][i]]
 
 
 def _frames(r: dict, i: int, goal: np.ndarray, context: np.ndarray) -> dict[str, np.ndarray]:

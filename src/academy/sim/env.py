@@ -132,7 +132,8 @@ class WorkcellEnv:
         if context is not None:
             self.context = check_context(context)
         elif self.context_ranges:
-            self.context = draw_context(self.context_ranges, np.random.default_rng([seed or 0, CONTEXT_STREAM]))
+            self.context = draw_context(self.context_ranges, np.random.default_rng(
+                [seed, CONTEXT_STREAM] if seed is not None else None))
         else:
             self.context = np.array(NOMINAL_CONTEXT)
         if np.any(self.context != 1.0):
