@@ -447,6 +447,57 @@ def dream(
         console.print(f"report: {report}")
 
 
+@dream_app.command("whatif")
+def dream_whatif(
+    policy: Path = typer.Option(..., help="the policy to rehearse (a checkpoint folder)"),
+    model: Path = typer.Option(Path("academy-data/world-models/default"), help="world model (academy dream fit)"),
+    data: list[Path] = typer.Option(..., help="datasets whose episodes' first frames are the scenes, repeatable"),
+    what_if: list[str] = typer.Option([], "--what-if", help="NAME:TERM=LOW:HIGH[,TERM=LOW:HIGH], repeatable "
+                                      "(default: slippery, heavy, both; outside the recorded ranges)"),
+    task: list[str] = typer.Option([], help="tasks (default: all the policy knows), repeatable"),
+    episodes: int = typer.Option(200, min=1, help="scenes per task and condition"),
+    report: Optional[Path] = typer.Option(None, help="write the rehearsal as JSON here"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Rehearse the policy in the world model under physics the store never recorded; name the
+    skills it predicts will fail."""
+    from academy.data import DatasetError
+    from academy.dream.whatif import rehearse
+
+    what_ifs = None
+    if what_if:
+        what_ifs = {}
+        for item in what_if:
+            name, sep, spec = item.partition(":")
+            if not sep or not name or "=" in name:
+                raise typer.BadParameter(f"a what-if looks like NAME:TERM=LOW:HIGH[,TERM=LOW:HIGH], got '{item}'")
+            what_ifs[name] = _parse_context(spec.split(","))
+    try:
+        with _progress() as progress:
+            progress.add_task("rehearse in the world model", total=None)
+            out = rehearse(str(model), str(policy), [str(d) for d in data], what_ifs, task or None, episodes, seed)
+    except (DatasetError, ValueError, FileNotFoundError, KeyError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    conditions = list(next(iter(out["tasks"].values())))
+    table = Table("task", *conditions)
+    for t, rows in out["tasks"].items():
+        table.add_row(t, *(f"{rows[c]['predicted_success']:.0%} (spread x{rows[c]['uncertainty_vs_recorded']})"
+                           for c in conditions))
+    console.print(table)
+    console.print(f"predicted success over {episodes} scenes per task (no exploration noise); spread: the model's "
+                  "uncertainty against its uncertainty under the recorded physics")
+    for f in out["flagged"]:
+        console.print(f"[yellow]predicted to fail: {f['task']} when {f['what_if']} "
+                      f"({f['drop']:.0%} points below the recorded physics)[/yellow]")
+    if not out["flagged"]:
+        console.print("no skill is predicted to lose 10 points or more")
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(out, indent=2))
+        console.print(f"report: {report}")
+
+
 @dream_app.command("fit")
 def dream_fit(
     dataset: list[Path] = typer.Option(..., help="dataset folder (repeat for several: every episode is used)"),
@@ -526,8 +577,15 @@ def practice(
     eval_every: int = typer.Option(15, min=1, help="evaluate every this many updates"),
     eval_episodes: int = typer.Option(16, min=1, help="evaluation episodes per task (fixed seeds)"),
     seed: int = typer.Option(0),
+    dream: Optional[Path] = typer.Option(None, help="practise in imagination: this world model steps the scenes"),
+    dream_data: list[Path] = typer.Option([], help="datasets whose real states the dreamed branches start from, repeatable"),
+    dream_horizon: int = typer.Option(40, min=1, help="control steps per dreamed branch"),
+    dream_context: list[str] = typer.Option([], help="TERM=LOW:HIGH: draw each branch's physics (default: as recorded), repeatable"),
+    dream_penalty: float = typer.Option(1.0, min=0.0, help="reward charged per unit of the model's uncertainty"),
+    eval_context: list[str] = typer.Option([], help="TERM=LOW:HIGH: the selection evaluations' physics, drawn per "
+                                                    "scene (default: nominal), repeatable"),
 ) -> None:
-    """Practise in simulation: residual PPO on a learned policy, with a curriculum and randomization."""
+    """Practise in simulation, or in a world model (--dream): residual PPO on a learned policy."""
     from academy.practice.run import PracticeConfig
     from academy.sim.reality import HELD_OUT_SERIALS
 
@@ -543,7 +601,10 @@ def practice(
     cfg = PracticeConfig(policy=str(policy), out=str(out), tasks=task or None, minutes=minutes, iterations=updates,
                          scenes_per_task=scenes, steps=steps, workers=workers, backend=backend,
                          curriculum=curriculum, target=target, robot=robot, eval_every=eval_every,
-                         eval_episodes=eval_episodes, seed=seed, space=space)
+                         eval_episodes=eval_episodes, seed=seed, space=space,
+                         dream_model=str(dream) if dream else None, dream_data=[str(d) for d in dream_data],
+                         dream_horizon=dream_horizon, dream_context=_parse_context(dream_context),
+                         dream_penalty=dream_penalty, eval_context=_parse_context(eval_context))
     try:
         summary = _practice_with_progress(cfg)
     except (FileNotFoundError, ValueError) as e:
@@ -567,11 +628,15 @@ def eval_(
     reality: bool = typer.Option(True, help="also on the held-out reality robots"),
     workers: int = typer.Option(2, min=1),
     out: Optional[Path] = typer.Option(None, help="write the results as JSON here"),
+    variations: bool = typer.Option(False, help="the held-out variation set instead: lower friction, heavier "
+                                                "parts, unseen layouts (simulation only)"),
 ) -> None:
     """Success per task over held-out seeds, nominal and on the held-out reality robots."""
-    from academy.evaluate import evaluate
+    from academy.evaluate import HELD_OUT_SEED, HELD_OUT_VARIATIONS, VARIATION_SEED, evaluate
     from academy.sim.tasks import REGISTRY
 
+    if variations:
+        reality = False
     tasks = task or list(REGISTRY)
     unknown = [t for t in tasks if t not in REGISTRY]
     if unknown:
@@ -582,8 +647,12 @@ def eval_(
     with _progress() as progress:
         bar = progress.add_task("eval", total=total)
         results = evaluate(policy, tasks, episodes, reality, workers=workers,
-                           on_job=lambda t, s, wins: progress.advance(bar, len(wins)))
-    table = Table("task", "nominal (held-out seeds)", "held-out reality robots")
+                           on_job=lambda t, s, wins: progress.advance(bar, len(wins)),
+                           first_seed=VARIATION_SEED if variations else HELD_OUT_SEED,
+                           context_ranges=HELD_OUT_VARIATIONS if variations else None)
+    first = "held-out variations " + ", ".join(f"{k} {a}..{b}" for k, (a, b) in HELD_OUT_VARIATIONS.items()) \
+        if variations else "nominal (held-out seeds)"
+    table = Table("task", first, "held-out reality robots")
     for t, r in results.items():
         table.add_row(t, f"{r['nominal_success']:.0%} of {r['nominal_episodes']}",
                       f"{r['reality_success']:.0%} of {r['reality_episodes']}" if reality else "-")

@@ -16,6 +16,10 @@ from academy.sim.rollout_expert import make_env, rollout
 
 REALITY_SEED = 10000
 HELD_OUT_SEED = 100000  # nominal evaluation seeds for learned policies: never used for demonstrations
+VARIATION_SEED = 300000  # the held-out variation set's scenes: layouts no demonstration or practice used
+# The held-out variation set's physics, outside what the store's context data drew (friction 0.6..1.4,
+# object mass 0.7..1.6): slippery surfaces and heavier parts, sizes as drawn there.
+HELD_OUT_VARIATIONS = {"friction": (0.35, 0.6), "object_mass": (1.6, 2.4), "object_size": (0.92, 1.08)}
 
 
 def make_agent(spec: str, task: str):
@@ -32,8 +36,8 @@ def make_agent(spec: str, task: str):
 
 
 def _job(args: tuple) -> tuple[str, str | None, list[bool]]:
-    spec, task, serial, seeds, difficulty = args
-    env = make_env(task, difficulty, serial)
+    spec, task, serial, seeds, difficulty, context_ranges = args
+    env = make_env(task, difficulty, serial, **({"context_ranges": context_ranges} if context_ranges else {}))
     agent = make_agent(spec, task)
     wins = [rollout(env, agent, s).success for s in seeds]
     env.close()
@@ -49,17 +53,24 @@ def evaluate(
     difficulty: dict[str, Any] | None = None,
     workers: int | None = None,
     on_job: Callable[[str, str | None, list[bool]], None] | None = None,
+    context_ranges: dict | None = None,
 ) -> dict:
-    """{task: {nominal_success, nominal_episodes, reality_success, reality_episodes, reality_by_serial}}."""
+    """{task: {nominal_success, nominal_episodes, reality_success, reality_episodes, reality_by_serial}}.
+
+    ``context_ranges``: the simulation's episodes draw their physics from these (one context per
+    seed); ``HELD_OUT_VARIATIONS`` with ``first_seed=VARIATION_SEED`` is the held-out variation set."""
     workers = workers or min(2, os.cpu_count() or 1)
+    if context_ranges and reality:
+        raise ValueError("reality robots have their own physics: evaluate drawn contexts with reality=False")
     jobs = []
     for task in tasks:
         per_job = max(1, -(-episodes // (2 * workers)))
         seeds = list(range(first_seed, first_seed + episodes))
-        jobs += [(spec, task, None, seeds[i : i + per_job], difficulty) for i in range(0, episodes, per_job)]
+        jobs += [(spec, task, None, seeds[i : i + per_job], difficulty, context_ranges)
+                 for i in range(0, episodes, per_job)]
         if reality:
             per = -(-episodes // len(HELD_OUT_SERIALS))
-            jobs += [(spec, task, s, [REALITY_SEED + k for k in range(per)], difficulty) for s in HELD_OUT_SERIALS]
+            jobs += [(spec, task, s, [REALITY_SEED + k for k in range(per)], difficulty, None) for s in HELD_OUT_SERIALS]
     tally: dict = {t: {"nominal": [], "reality": {}} for t in tasks}
     with ProcessPoolExecutor(workers) as pool:
         for task, serial, wins in pool.map(_job, jobs):

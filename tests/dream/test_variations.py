@@ -136,3 +136,78 @@ def test_dream_cli_names_bad_input(context_ds, small_model, tiny_policy, tmp_pat
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["variations"] == 4 and "rollouts" not in report and "kept" in report["physics"]
+
+
+def test_dream_scenes_branch_from_real_states_and_charge_uncertainty(context_ds, small_model):
+    from academy.dream.imagine import DreamScenes
+
+    eps = Episodes.load([context_ds])
+    real = np.concatenate(eps.x)
+    scenes = DreamScenes(str(small_model), [str(context_ds)], ["handover"] * 4, seed=3, horizon=5,
+                         context_ranges={"friction": (0.3, 0.5)}, penalty=2.0)
+    obs = scenes.reset()
+    state = np.concatenate([obs["proprio"], obs["objects"].reshape(4, -1)], 1)
+    for row in state:  # every branch starts at a recorded frame
+        assert np.abs(real - row).max(1).min() == 0.0
+    assert np.all((obs["context"][:, 0] >= 0.3) & (obs["context"][:, 0] <= 0.5))  # imagined: slipperier than recorded
+    assert np.all(obs["context"][:, 1:] == 1.0)
+    actions = obs["proprio"][:, :DIMS["action"]]
+    ended = np.zeros(4, bool)
+    for t in range(5):
+        nxt, dense, success, trunc, info = scenes.step(actions)
+        assert dense.shape == (4,) and np.all(info["penalty"] > 0)
+        assert np.all(info["reset"] == (success | trunc))
+        if t < 4:
+            assert not trunc.any()  # no branch is cut before its horizon
+        ended |= info["reset"]
+    assert ended.all() and scenes.branches >= 8  # each row ended within the horizon and branched again
+    with pytest.raises(ValueError, match="no episodes of"):
+        DreamScenes(str(small_model), [str(context_ds)], ["place_part"])
+    with pytest.raises(ValueError, match="shape"):
+        scenes.step(np.zeros((3, DIMS["action"]), np.float32))
+
+
+def test_practice_in_imagination_trains_in_the_model_and_is_judged_in_physics(context_ds, small_model, tiny_policy,
+                                                                               tmp_path):
+    from academy.practice.run import PracticeConfig, practice
+
+    cfg = PracticeConfig(policy=str(tiny_policy), out=str(tmp_path / "run"), tasks=["handover"], iterations=2,
+                         scenes_per_task=3, steps=6, workers=1, eval_every=2, eval_episodes=2,
+                         dream_model=str(small_model), dream_data=[str(context_ds)], dream_horizon=4)
+    summary = practice(cfg)
+    assert summary["updates"] == 2 and summary["env_steps"] == 2 * 3 * 6
+    assert summary["time_share"]["physics"] > 0  # the steps were the model's, timed as the env's
+    assert [e["update"] for e in summary["evaluations"]] == [0, 2]  # judged in the physics (evaluate_scenes)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(row["levels"] == log[0]["levels"] for row in log)  # no curriculum in imagination
+    for bad, match in (({"robot": "AH1-0001"}, "not a robot"), ({"dream_data": []}, "branch from")):
+        with pytest.raises(ValueError, match=match):
+            practice(PracticeConfig(**{**cfg.__dict__, **bad}))
+
+
+def test_what_if_rehearsal_runs_the_policy_under_unrecorded_physics(context_ds, small_model, tiny_policy, tmp_path):
+    from academy.dream.whatif import rehearse
+
+    eps = Episodes.load([context_ds])
+    out = rehearse(str(small_model), str(tiny_policy), [str(context_ds)], {"slippery": {"friction": (0.3, 0.5)}},
+                   episodes=5, flag_drop=-1.0)  # every what-if flagged: the flag follows the drop
+    rows = out["tasks"]["handover"]
+    assert list(rows) == ["as recorded", "slippery"]
+    names = out["scenes"]["handover"]["names"]
+    recorded = {n: c[0] for n, c in zip(eps.names, eps.context)}
+    np.testing.assert_allclose(rows["as recorded"]["contexts"], [recorded[n] for n in names])
+    slippery = np.array(rows["slippery"]["contexts"])
+    assert np.all((slippery[:, 0] >= 0.3) & (slippery[:, 0] <= 0.5)) and np.all(slippery[:, 1:] == 1.0)
+    for row in rows.values():
+        assert 0.0 <= row["predicted_success"] <= 1.0 and row["uncertainty"] > 0
+    drop = rows["as recorded"]["predicted_success"] - rows["slippery"]["predicted_success"]
+    assert out["flagged"] == [{"task": "handover", "what_if": "slippery", "drop": round(drop, 3)}]
+    runner = CliRunner()
+    r = runner.invoke(app, ["dream", "whatif", "--policy", str(tiny_policy), "--model", str(small_model), "--data",
+                            str(context_ds), "--what-if", "friction=0.3:0.5"])
+    assert r.exit_code != 0 and "NAME:TERM=LOW:HIGH" in r.output
+    r = runner.invoke(app, ["dream", "whatif", "--policy", str(tiny_policy), "--model", str(small_model), "--data",
+                            str(context_ds), "--what-if", "icy:friction=0.2:0.3", "--episodes", "3",
+                            "--report", str(tmp_path / "w.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "w.json").read_text())["what_ifs"] == {"icy": {"friction": [0.2, 0.3]}}

@@ -280,21 +280,27 @@ class Dataset:
             self._write_summary()
         return removed
 
-    def _write_summary(self) -> None:
-        """info.json and stats.json from the episodes table (after a flush or a recovery)."""
+    def _write_summary(self, added: list[dict] | None = None) -> None:
+        """info.json and stats.json from the episodes table (after a flush or a recovery).
+
+        The per-episode stats are parsed from the table once and kept; a flush passes the rows it
+        ``added`` (their stats still arrays), so writing many small flushes stays linear."""
         self.info["total_episodes"] = self.num_episodes
         self.info["total_frames"] = self.num_frames
         self.info["total_tasks"] = len(self.tasks)
         self.info["splits"] = {"train": f"0:{self.num_episodes}"} if self.num_episodes else {}
-        per_feature: dict[str, list] = {}
-        for col in self.episodes.columns:
-            if col.startswith("stats/"):
-                _, feature, stat = col.split("/")
-                per_feature.setdefault(feature, [{} for _ in range(self.num_episodes)])
-                shape = (3, 1, 1) if self.features.get(feature, {}).get("dtype") == "video" and stat != "count" else None
-                for i, v in enumerate(self.episodes[col]):
-                    a = _nested(v)
-                    per_feature[feature][i][stat] = a.reshape(shape) if shape else a
+        cache = getattr(self, "_episode_stats", None)
+        if cache is not None and added is not None and cache[1] + len(added) == self.num_episodes:
+            per_feature = cache[0]
+            for row in added:
+                for feature, stats in _episode_stats(row, self.features).items():
+                    per_feature.setdefault(feature, []).append(stats)
+        else:  # parse every episode's stats from the table
+            per_feature = {}
+            for _, ep in self.episodes.iterrows():
+                for feature, stats in _episode_stats(ep, self.features).items():
+                    per_feature.setdefault(feature, []).append(stats)
+        self._episode_stats = (per_feature, self.num_episodes)
         self.stats = {f: S.aggregate(lst) for f, lst in per_feature.items()} if self.num_episodes else {}
         _write_json(self.root / L.STATS_PATH, S.to_json(self.stats))
         _write_json(self.root / L.INFO_PATH, self.info)
@@ -445,7 +451,7 @@ class EpisodeWriter:
                             lambda p: pq.write_table(ep_table, p, compression="snappy"))
         # committed: add the new rows to the in-memory view, then rewrite the summary files
         ds.episodes = pd.concat([ds.episodes, ep_table.to_pandas()], ignore_index=True) if ds.num_episodes else ep_table.to_pandas()
-        ds._write_summary()
+        ds._write_summary(added=rows)
         self._buffer = []
         self._file_number += 1
 
@@ -476,6 +482,18 @@ def _hf_metadata(features: dict) -> dict:
         value = {"dtype": ft["dtype"], "_type": "Value"}
         hf[k] = value if list(ft["shape"]) == [1] else {"feature": value, "length": int(ft["shape"][0]), "_type": "List"}
     return {b"huggingface": json.dumps({"info": {"features": hf}}).encode()}
+
+
+def _episode_stats(row, features: dict) -> dict[str, dict[str, np.ndarray]]:
+    """One episode row's ``stats/FEATURE/STAT`` columns as {feature: {stat: array}}."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for col in row.keys():
+        if col.startswith("stats/"):
+            _, feature, stat = col.split("/")
+            video = features.get(feature, {}).get("dtype") == "video" and stat != "count"
+            a = _nested(row[col])
+            out.setdefault(feature, {})[stat] = a.reshape(3, 1, 1) if video else a
+    return out
 
 
 def _nested(v) -> np.ndarray:

@@ -45,7 +45,8 @@ class FitConfig:
 
 @dataclass
 class Episodes:
-    """Episodes as arrays: x (T, 133), goal, action, reward, context (T, 3), success flag per episode."""
+    """Episodes as arrays: x (T, 133), goal, action, reward, context (T, 3); per episode its success
+    flag, name (DATASET#EPISODE), task and scene seed."""
 
     x: list[np.ndarray]
     goal: list[np.ndarray]
@@ -54,10 +55,12 @@ class Episodes:
     context: list[np.ndarray]
     success: list[bool]
     names: list[str]
+    tasks: list[str]
+    seeds: list[int]
 
     @classmethod
     def load(cls, paths: list[str | Path]) -> "Episodes":
-        out = cls([], [], [], [], [], [], [])
+        out = cls([], [], [], [], [], [], [], [], [])
         for path in paths:
             ds = Dataset(path)
             missing = [k for k in (STATE, ENV, GOAL, ACTION, "next.reward") if k not in ds.features]
@@ -76,7 +79,8 @@ class Episodes:
             order = np.argsort(idx, kind="stable")
             bounds = dict(zip(*np.unique(idx[order], return_index=True)))
             counts = dict(zip(*np.unique(idx, return_counts=True)))
-            for ep, outcome in zip(table["episode_index"], table["academy/outcome"]):
+            for ep, outcome, task, seed in zip(table["episode_index"], table["academy/outcome"], table["academy/task"],
+                                               table["academy/seed"]):
                 if counts.get(ep, 0) < 2:
                     continue
                 rows = order[bounds[ep] : bounds[ep] + counts[ep]]
@@ -88,6 +92,8 @@ class Episodes:
                 out.context.append(np.asarray(ctx, np.float32))
                 out.success.append(outcome == "success")
                 out.names.append(f"{Path(path).name}#{ep}")
+                out.tasks.append(str(task))
+                out.seeds.append(int(seed))
         if not out.x:
             raise ValueError(f"no episodes of two or more frames in {[str(p) for p in paths]}")
         return out

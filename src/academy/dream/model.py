@@ -126,9 +126,11 @@ class WorldModel(nn.Module):
         success probabilities, and the uncertainty (members' spread of the normalised delta)."""
         out = self.raw(x, goal, action, context)
         delta = self.delta(out)
-        spread = delta.std(0).mean(-1) if len(self.members) > 1 else torch.zeros(x.shape[0])
+        mean = delta.mean(0)
+        # the members' spread; by hand, as Tensor.std over the first dim is ~10x slower here
+        spread = (((delta - mean) ** 2).sum(0) / max(len(self.members) - 1, 1)).sqrt().mean(-1)
         if member is None:
-            pick, change = out.mean(0), delta.mean(0)
+            pick, change = out.mean(0), mean
         else:
             rows = torch.arange(x.shape[0])
             pick, change = out[member, rows], delta[member, rows]

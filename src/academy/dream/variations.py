@@ -20,6 +20,7 @@ rejected variations gives the base rate the filter must beat.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ import torch
 from academy.data import Dataset, EpisodeMeta
 from academy.dream.model import ACTION, CONTEXT, CONTEXT_KEY, DIMS, ENV, GOAL, N_OBJECTS, STATE, X_DIM, WorldModel
 
+# Workers are spawned, not forked: a fork of this process (torch's and pyarrow's threads running) can
+# leave a child waiting forever on a lock a parent thread held; it did, in the 10,000-variation run.
+SPAWN = multiprocessing.get_context("spawn")
 BENCH_Z = 0.85  # objects with their centre above this are on the bench (parked ones lie on the floor)
 
 
@@ -118,44 +122,53 @@ def source_spread(model: WorldModel, source: Source) -> float:
 @torch.no_grad()
 def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: np.ndarray, context: np.ndarray,
                    max_steps: int, cfg: VariationConfig, rng: np.random.Generator) -> dict:
-    """Roll ``policy`` forward in ``model`` from each row of ``x0``; returns per-row states (T+1),
-    executed actions (T), predicted rewards, length, success flag and mean uncertainty."""
+    """Roll ``policy`` forward in ``model`` from each row of ``x0`` (``goal``: one for all rows, or
+    one per row); returns per-row states (T+1),
+    executed actions (T), predicted rewards, length, success flag and mean uncertainty. A row that
+    has ended (predicted success) leaves the batch, so the model and the policy step live rows only."""
     from academy.sim import robot
     from academy.sim.rollout_expert import ARM
 
     B = len(x0)
     policy.reset(B)
-    x = torch.from_numpy(x0)
-    g = torch.from_numpy(np.repeat(goal[None], B, 0))
-    ctx = torch.from_numpy(context)
-    states, actions, rewards = [x0], [], []
-    done = np.zeros(B, bool)
+    states = np.zeros((B, max_steps + 1, X_DIM), np.float32)
+    actions = np.zeros((B, max_steps, robot.N_ACTUATORS), np.float32)
+    rewards = np.zeros((B, max_steps), np.float32)
+    states[:, 0] = x0
     success = np.zeros(B, bool)
     length = np.full(B, max_steps)
     spread_sum = np.zeros(B)
+    live = np.arange(B)  # the rows still rolling, in the order of the compacted batch
+    x = torch.from_numpy(x0)
+    g = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(goal, (B, goal.shape[-1])), np.float32))
+    ctx = torch.from_numpy(context)
     noise = np.zeros((B, robot.N_ACTUATORS), np.float32)
     for t in range(max_steps):
         if t % cfg.hold_steps == 0:
-            noise[:, ARM] = rng.normal(0.0, cfg.noise, (B, len(ARM)))
+            noise[:, ARM] = rng.normal(0.0, cfg.noise, (len(live), len(ARM)))
         xs = x.numpy()
-        obs = {STATE: xs[:, :DIMS[STATE]], ENV: xs[:, DIMS[STATE]:], GOAL: g.numpy(), "task": np.full(B, task)}
+        obs = {STATE: xs[:, :DIMS[STATE]], ENV: xs[:, DIMS[STATE]:], GOAL: g.numpy(), "task": np.full(len(live), task)}
         action = (policy.act(obs) + noise).astype(np.float32)
         out = model.step(x, g, torch.from_numpy(action), ctx)
-        live = ~done
-        spread_sum[live] += out["uncertainty"].numpy()[live]
-        won = live & (out["success"].numpy() > cfg.success_threshold) & (t + 1 >= cfg.min_steps)
-        success |= won
-        length[won] = t + 1
-        done |= won
+        spread_sum[live] += out["uncertainty"].numpy()
         x = out["x"]
-        states.append(x.numpy())
-        actions.append(action)
-        rewards.append(out["reward"].numpy())
-        if done.all():
-            break
-    return {"states": np.stack(states, 1), "actions": np.stack(actions, 1), "rewards": np.stack(rewards, 1),
-            "length": np.minimum(length, len(actions)), "success": success,
-            "uncertainty": spread_sum / np.minimum(length, len(actions))}
+        states[live, t + 1] = x.numpy()
+        actions[live, t] = action
+        rewards[live, t] = out["reward"].numpy()
+        won = (out["success"].numpy() > cfg.success_threshold) & (t + 1 >= cfg.min_steps)
+        if won.any():
+            success[live[won]] = True
+            length[live[won]] = t + 1
+            stay = ~won
+            live = live[stay]
+            if not len(live):
+                break
+            policy.keep_rows(stay)
+            rows = torch.from_numpy(stay)
+            x, g, ctx, noise = x[rows], g[rows], ctx[rows], noise[stay]
+    T = int(length.max())
+    return {"states": states[:, : T + 1], "actions": actions[:, :T], "rewards": rewards[:, :T], "length": length,
+            "success": success, "uncertainty": spread_sum / length}
 
 
 def dream(model_path: str | Path, policy_path: str | Path, dataset: str | Path, episode: int, out: str | Path | None,
@@ -268,7 +281,7 @@ def check_in_physics(summary: dict, n: int = 100, workers: int = 2, seed: int = 
         chosen = [pick[i] for i in sorted(rng.choice(len(pick), min(n, len(pick)), replace=False))] if pick else []
         items = [(r["objects"], r["context"], r["actions"]) for r in chosen]
         chunks = [items[i::workers] for i in range(workers)]
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, mp_context=SPAWN) as pool:
             wins = [w for part in pool.map(_replay_job, [(summary["task"], summary["seed"], c) for c in chunks])
                     for w in part]
         out[label] = {"replayed": len(wins), "succeeded": int(sum(wins)),

@@ -70,6 +70,17 @@ class Policy:
         if self._prev is not None:  # a fresh row's previous action is its measured joints again
             self._fresh = rows if self._fresh is None else (self._fresh | rows)
 
+    def keep_rows(self, rows: np.ndarray) -> None:
+        """Drop the batch rows where ``rows`` (a (B,) bool mask) is false: the others go on as they were."""
+        rows = np.asarray(rows, bool)
+        if rows.shape != (self._B,):
+            raise ValueError(f"keep_rows needs a ({self._B},) mask, got {rows.shape}")
+        for name in ("_sum", "_wsum", "_count", "_plan", "_prev", "_joints", "_fresh"):
+            buf = getattr(self, name)
+            if buf is not None:
+                setattr(self, name, buf[rows])
+        self._B = int(rows.sum())
+
     def _inputs(self, obs: dict) -> tuple[torch.Tensor, ...]:
         missing = [k for k in (*OBS_KEYS, "task") if k not in obs]
         if missing:

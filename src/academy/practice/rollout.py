@@ -67,14 +67,19 @@ class RobotScenes:
 
 class RolloutWorker:
     def __init__(self, policy: str, scene_tasks: list[str], seed: int, net_sizes: dict[str, Any],
-                 robot: str | None = None, nthread: int | None = None, gamma: float = 0.99, noise_hold: int = 10):
+                 robot: str | None = None, nthread: int | None = None, gamma: float = 0.99, noise_hold: int = 10,
+                 dream: dict | None = None):
         torch.set_num_threads(1)
         self.base = Policy.load(policy, base_only=True)
         self.n_tasks = len(self.base.tasks)
         self.net = ResidualActorCritic(**net_sizes)
         self.scene_tasks = list(scene_tasks)
         self.plan: dict = {}
-        if robot:
+        if dream:  # practice in imagination: the world model steps the scenes (academy.dream.imagine)
+            from academy.dream.imagine import DreamScenes
+
+            self.env = DreamScenes(scene_tasks=self.scene_tasks, seed=seed, **dream)
+        elif robot:
             self.env = RobotScenes(robot, self.scene_tasks)
             self.env.on_reset = self._configure_robot
         else:
@@ -98,6 +103,9 @@ class RolloutWorker:
 
     def _potentials(self, rows: np.ndarray) -> None:
         for i in np.flatnonzero(rows):
+            if hasattr(self.env, "potential"):  # dreamed scenes keep their potentials themselves
+                self.potential[i] = self.env.potential(i)
+                continue
             env = self.env.envs[i]
             self.potential[i] = env.potential() if hasattr(env, "potential") else np.nan
 
@@ -134,7 +142,7 @@ class RolloutWorker:
             self.obs, dense, term, trunc, info = self.env.step(base + self.net.delta(a, jac))
             t2 = time.perf_counter()
             progress = np.where(np.isfinite(self.potential), self.gamma * dense - self.potential, 0.0)
-            reward = PROGRESS_SCALE * progress + SUCCESS_BONUS * info["final_success"]
+            reward = PROGRESS_SCALE * progress + SUCCESS_BONUS * info["final_success"] - info.get("penalty", 0.0)
             self.potential = dense.copy()
             self._potentials(info["reset"])
             self.base.reset_rows(info["reset"])
@@ -157,5 +165,5 @@ class RolloutWorker:
         return arrays
 
     def close(self) -> None:
-        for env in self.env.envs:
+        for env in getattr(self.env, "envs", [self.env]):
             env.close()

@@ -59,6 +59,13 @@ class PracticeConfig:
     hidden: int = 256
     init_std: float = 0.3
     noise_hold: int = 10  # control steps each exploration draw is held (1: white noise)
+    # practice in imagination (academy.dream.imagine): the world model steps the scenes, not the physics
+    dream_model: str | None = None
+    dream_data: list[str] = field(default_factory=list)  # the store's episodes the branches start from
+    dream_horizon: int = 40  # control steps per branch
+    dream_context: dict | None = None  # draw each branch's physics from these ranges (default: the recorded)
+    dream_penalty: float = 1.0  # reward charged per unit of ensemble spread (1 = the spread on real steps)
+    eval_context: dict | None = None  # selection evaluations draw each scene's physics from these ranges
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def check(self) -> None:
@@ -73,6 +80,13 @@ class PracticeConfig:
             raise ValueError(f"residual space must be one of {SPACES}, got '{self.space}'")
         if self.noise_hold < 1:
             raise ValueError(f"noise_hold must be at least 1, got {self.noise_hold}")
+        if self.dream_model:
+            if self.robot:
+                raise ValueError("practice in imagination uses the world model, not a robot: give --dream or --robot")
+            if not self.dream_data:
+                raise ValueError("practice in imagination needs datasets to branch from (--dream-data)")
+            if self.dream_horizon < 1:
+                raise ValueError(f"dream_horizon must be at least 1, got {self.dream_horizon}")
 
 
 class LocalBackend:
@@ -117,15 +131,18 @@ class RayBackend:
 
 
 def evaluate_scenes(policy: Policy, tasks: list[str], episodes: int, plan: dict, first_seed: int = PRACTICE_EVAL_SEED,
-                    robot: str | None = None) -> dict[str, float]:
+                    robot: str | None = None, context_ranges: dict | None = None) -> dict[str, float]:
     """Success rate per task over seeds ``first_seed + k`` (k < episodes), all scenes stepped together.
 
-    The scenes use the plan's difficulty without randomization: the nominal robot (or ``robot``).
+    The scenes use the plan's difficulty without randomization: the nominal robot (or ``robot``),
+    or with ``context_ranges`` a physical context drawn per seed.
     """
     scene_tasks = [t for t in tasks for _ in range(episodes)]
     env = RobotScenes(robot, scene_tasks) if robot else BatchedWorkcellEnv(scene_tasks, n=len(scene_tasks))
     for i, e in enumerate(env.envs):
         e.set_task(scene_tasks[i], plan[scene_tasks[i]][0])
+        if context_ranges:
+            e.context_ranges = dict(context_ranges)
     obs = env.reset(seeds=[first_seed + i % episodes for i in range(len(scene_tasks))])
     policy.reset(len(scene_tasks))
     outcome = np.full(len(scene_tasks), -1)
@@ -209,18 +226,24 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
         raise ValueError(f"the policy at {base_path} does not know the task(s) {unknown}; it knows {base.tasks}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    curriculum = Curriculum(tasks, target=cfg.target, enabled=cfg.curriculum, window=cfg.scenes_per_task)
+    # in imagination the scenes are the model's: no difficulty or randomization to climb
+    curriculum = Curriculum(tasks, target=cfg.target, enabled=cfg.curriculum and not cfg.dream_model,
+                            window=cfg.scenes_per_task)
     sizes = {"feat_dim": feature_dim(len(base.tasks), base.cfg.obs_dims), "n_tasks": len(base.tasks),
              "scale": default_scale(cfg.space), "hidden": cfg.hidden, "init_std": cfg.init_std, "space": cfg.space}
     net = ResidualActorCritic(**sizes)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.ppo.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
 
+    dream = None
+    if cfg.dream_model:
+        dream = {"model": cfg.dream_model, "datasets": list(cfg.dream_data), "horizon": cfg.dream_horizon,
+                 "context_ranges": cfg.dream_context, "penalty": cfg.dream_penalty}
     scene_tasks = [t for t in tasks for _ in range(cfg.scenes_per_task)]
     shares = np.array_split(np.arange(len(scene_tasks)), min(cfg.workers, len(scene_tasks)))
     worker_args = [{"policy": str(base_path), "scene_tasks": [scene_tasks[i] for i in idx],
                     "seed": cfg.seed * 1000 + 1_000_003 * w, "net_sizes": sizes, "robot": cfg.robot,
-                    "gamma": cfg.ppo.gamma, "noise_hold": cfg.noise_hold}
+                    "gamma": cfg.ppo.gamma, "noise_hold": cfg.noise_hold, "dream": dream}
                    for w, idx in enumerate(shares)]
     backend = RayBackend(worker_args) if cfg.backend == "ray" else LocalBackend(worker_args)
 
@@ -230,7 +253,8 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
     def run_eval(update_no: int, env_steps: int) -> dict:
         evaluator.residual = net
         t0 = time.time()
-        success = evaluate_scenes(evaluator, tasks, cfg.eval_episodes, target_plan, robot=cfg.robot)
+        success = evaluate_scenes(evaluator, tasks, cfg.eval_episodes, target_plan, robot=cfg.robot,
+                                  context_ranges=cfg.eval_context)
         return {"update": update_no, "env_steps": env_steps, "success": success,
                 "mean": float(np.mean(list(success.values()))), "seconds": time.time() - t0}
 
