@@ -22,7 +22,7 @@ Flywheel stages (see docs/architecture.md for what is built):
   data      built    episode store in LeRobot's v3.0 layout (academy collect, data)
   learn     built    one policy for every skill (academy learn, eval)
   practice  built    residual RL in simulation, randomization, curriculum (academy practice)
-  dream     partial  world model, k-step error, variations of a demo (academy dream); imagined practice planned
+  dream     partial  world model, variations (academy dream), what-ifs, practice in imagination (practice --dream)
   exam      built    regression suite, safety and latency, release gate (academy exam)
   release   built    registry, signed bundles, deltas (academy release, releases)
   deploy    built    update server, robot update agent, staged rollouts (academy serve, agent, rollout)

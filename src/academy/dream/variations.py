@@ -140,7 +140,7 @@ def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: n
     spread_sum = np.zeros(B)
     live = np.arange(B)  # the rows still rolling, in the order of the compacted batch
     x = torch.from_numpy(x0)
-    g = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(goal, (B, goal.shape[-1])), np.float32))
+    g = torch.from_numpy(np.array(np.broadcast_to(goal, (B, goal.shape[-1])), np.float32))
     ctx = torch.from_numpy(context)
     noise = np.zeros((B, robot.N_ACTUATORS), np.float32)
     for t in range(max_steps):
