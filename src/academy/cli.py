@@ -454,7 +454,7 @@ def dream_whatif(
     data: list[Path] = typer.Option(..., help="datasets whose episodes' first frames are the scenes, repeatable"),
     what_if: list[str] = typer.Option([], "--what-if", help="NAME:TERM=LOW:HIGH[,TERM=LOW:HIGH], repeatable "
                                       "(default: slippery, heavy, both; outside the recorded ranges)"),
-    task: list[str] = typer.Option([], help="tasks (default: all the policy knows), repeatable"),
+    task: list[str] = typer.Option([], help="tasks (default: those the policy knows that the data holds), repeatable"),
     episodes: int = typer.Option(200, min=1, help="scenes per task and condition"),
     report: Optional[Path] = typer.Option(None, help="write the rehearsal as JSON here"),
     seed: int = typer.Option(0),

@@ -88,6 +88,7 @@ class Dataset:
         self.info = self._load_info()
         self.tasks = self._load_tasks()
         self.episodes = self._load_episodes()
+        self._episode_stats = None  # (per-feature lists of each episode's stats, episodes covered), see _write_summary
         self.stats = S.from_json(json.loads((self.root / L.STATS_PATH).read_text())) if (
             self.root / L.STATS_PATH
         ).exists() else {}
@@ -289,7 +290,7 @@ class Dataset:
         self.info["total_frames"] = self.num_frames
         self.info["total_tasks"] = len(self.tasks)
         self.info["splits"] = {"train": f"0:{self.num_episodes}"} if self.num_episodes else {}
-        cache = getattr(self, "_episode_stats", None)
+        cache = self._episode_stats
         if cache is not None and added is not None and cache[1] + len(added) == self.num_episodes:
             per_feature = cache[0]
             for row in added:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from academy.dream.model import DIMS, N_OBJECTS, STATE, WorldModel
+from academy.dream.model import CONTEXT, DIMS, GOAL, N_OBJECTS, STATE, X_DIM, WorldModel
+from academy.dream.variations import median_spread
 
 
 class DreamScenes:
@@ -50,20 +51,20 @@ class DreamScenes:
         # the spread the model shows on real steps: the unit of the uncertainty charge
         self.unit = self._real_spread()
         self.rng = np.random.default_rng([seed, 29])
-        self.x = np.zeros((self.n, DIMS[STATE] + 7 * N_OBJECTS), np.float32)
-        self.goal = np.zeros((self.n, DIMS["observation.goal"]), np.float32)
-        self.context = np.ones((self.n, 3), np.float32)
+        self.x = np.zeros((self.n, X_DIM), np.float32)
+        self.goal = np.zeros((self.n, DIMS[GOAL]), np.float32)
+        self.context = np.ones((self.n, len(CONTEXT)), np.float32)
         self.potentials = np.zeros(self.n)
         self.t = np.zeros(self.n, int)
         self.branches = 0
 
-    @torch.no_grad()
     def _real_spread(self, n: int = 2048) -> float:
+        """The median spread over ``n`` recorded steps drawn from the store's episodes."""
         rng = np.random.default_rng(0)
         picks = [(i, int(rng.integers(len(self.eps.x[i]) - 1))) for i in rng.integers(len(self.eps.x), size=n)]
-        x, g, a, c = (torch.from_numpy(np.stack([arr[i][t] for i, t in picks]))
-                      for arr in (self.eps.x, self.eps.goal, self.eps.action, self.eps.context))
-        return max(float(self.model.step(x, g, a, c)["uncertainty"].median()), 1e-6)
+        steps = (np.stack([arr[i][t] for i, t in picks]) for arr in (self.eps.x, self.eps.goal, self.eps.action,
+                                                                     self.eps.context))
+        return max(median_spread(self.model, *steps), 1e-6)
 
     def _branch(self, rows: np.ndarray) -> None:
         from academy.sim.randomize import draw_context

@@ -112,11 +112,15 @@ def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
+def median_spread(model: WorldModel, x: np.ndarray, goal: np.ndarray, action: np.ndarray, context: np.ndarray) -> float:
+    """The model's median ensemble spread over recorded (real) steps: the unit its uncertainty is judged in."""
+    out = model.step(*(torch.from_numpy(np.asarray(v, np.float32)) for v in (x, goal, action, context)))
+    return float(out["uncertainty"].median())
+
+
 def source_spread(model: WorldModel, source: Source) -> float:
     """The model's median ensemble spread over the source episode's recorded (real) steps."""
-    out = model.step(torch.from_numpy(source.x[:-1]), torch.from_numpy(source.goal[:-1]),
-                     torch.from_numpy(source.action[:-1]), torch.from_numpy(source.context[:-1]))
-    return float(out["uncertainty"].median())
+    return median_spread(model, source.x[:-1], source.goal[:-1], source.action[:-1], source.context[:-1])
 
 
 @torch.no_grad()
