@@ -25,6 +25,20 @@ def tiny_policy(tmp_path_factory):
     return root / "policy"
 
 
+@pytest.fixture(scope="session")
+def shipped_policies(tmp_path_factory):
+    """The two real handover policies of tests/assets/policies as full checkpoint folders (exports made
+    here): ``handover-enc`` (demos under randomized encoder offsets) and ``handover-plain``."""
+    import json
+
+    from academy.learn.checkpoint import load_model, save_checkpoint
+
+    assets = Path(__file__).parent / "assets" / "policies"
+    root = tmp_path_factory.mktemp("shipped")
+    return {name: save_checkpoint(root / name, load_model(assets / name), json.loads((assets / name / "train.json").read_text()))
+            for name in ("handover-enc", "handover-plain")}
+
+
 # A real PostgreSQL server for the registry and fleet-database tests, started from Debian's postgresql package.
 #
 # The server runs from a fresh data folder on a free loopback port and is stopped (by its own

@@ -26,7 +26,7 @@ Flywheel stages (see docs/architecture.md for what is built):
   exam      built    regression suite, safety and latency, release gate (academy exam)
   release   built    registry, signed bundles, deltas (academy release, releases)
   deploy    built    update server, robot update agent, staged rollouts (academy serve, agent, rollout)
-  fleet     planned  robots at work, shadow mode, telemetry (a shift on a reality robot exists)
+  fleet     partial  robots at work, shadow mode, telemetry (academy fleet work, ingest, status)
   command   planned  plain-language instructions to skill plans
 """
 
@@ -1050,6 +1050,11 @@ def _print_rollout(st: dict) -> None:
                   f"success updated {st['updated_success'][0]}/{st['updated_success'][1]}, "
                   f"not yet updated {st['baseline_success'][0]}/{st['baseline_success'][1]}"
                   + (f"; rollback release {st['rollback_release']}" if st["rollback_release"] else ""))
+    sh = st.get("shadow") or {}
+    if sh.get("required_steps"):
+        console.print(f"  shadow: {sh['required_steps']} steps per robot within {sh['bound']} rad; "
+                      f"{'cleared' if sh['cleared'] else 'steps so far ' + str(sh['steps'])}; largest episode divergence "
+                      f"{sh['max_divergence']:.4f} rad; would-be success {sh['would_be_success'][0]}/{sh['would_be_success'][1]}")
 
 
 @rollout_app.command("create")
@@ -1060,12 +1065,17 @@ def rollout_create(
     growth: float = typer.Option(2.0, help="each cohort is this many times the last"),
     min_episodes: int = typer.Option(20, help="shift episodes of updated robots before a cohort grows"),
     success_margin: float = typer.Option(0.10, help="abort if updated robots succeed this much less (one-sided test)"),
+    shadow_steps: int = typer.Option(0, min=0, help="control steps each robot of a cohort runs the release in shadow "
+                                                    "before the cohort installs (0: no shadow period)"),
+    shadow_divergence: float = typer.Option(0.05, help="abort if a shadowing robot's episode mean action divergence "
+                                                       "is above this (rad)"),
     server: str = _SERVER,
 ) -> None:
     """Start a rollout: a canary cohort first, then growing, with automatic abort and rollback."""
     _print_rollout(_server_call("POST", f"{server}/v1/rollouts", json={
         "release": release, "profile": profile, "canary_share": canary_share, "growth": growth,
-        "min_episodes": min_episodes, "success_margin": success_margin}))
+        "min_episodes": min_episodes, "success_margin": success_margin, "shadow_steps": shadow_steps,
+        "shadow_divergence": shadow_divergence}))
 
 
 @rollout_app.command("status")
@@ -1087,6 +1097,97 @@ def _rollout_action(action: str):
 
 for _action in ("pause", "resume", "abort"):
     rollout_app.command(_action)(_rollout_action(_action))
+
+
+fleet_app = typer.Typer(help="Robots at work: shifts, shadow mode, telemetry.", no_args_is_help=True,
+                        add_completion=False)
+app.add_typer(fleet_app, name="fleet")
+
+
+def _parse_orders(items: list[str], first_seed: int) -> list:
+    from academy.fleet.robot import Order
+    from academy.sim.tasks import REGISTRY
+
+    orders, seed = [], first_seed
+    for item in items:
+        task, _, n = item.partition(":")
+        if task not in REGISTRY:
+            raise typer.BadParameter(f"unknown task {task!r} in order {item!r}; known: {sorted(REGISTRY)}")
+        if n and not n.isdigit():
+            raise typer.BadParameter(f"an order looks like TASK or TASK:EPISODES, got {item!r}")
+        for _ in range(int(n or 1)):
+            orders.append(Order(task, seed))
+            seed += 1
+    return orders
+
+
+@fleet_app.command("work")
+def fleet_work(
+    root: Path = typer.Option(..., help="the robot's folder (slots, state, spool)"),
+    serial: str = typer.Option(..., help="robot serial"),
+    profile: str = typer.Option("ah1-sim", help="the robot's hardware profile"),
+    order: list[str] = typer.Option(..., "--order", "-o", help="TASK or TASK:EPISODES, in order (repeat)"),
+    first_seed: int = typer.Option(0, help="scene seed of the first order; each order takes the next"),
+    server: str = _SERVER,
+    trusted_root: Optional[Path] = typer.Option(None, help="root metadata to embed if the robot is not provisioned yet"),
+    battery_steps: int = typer.Option(6000, min=1, help="control steps of work on a full charge"),
+    realtime: bool = typer.Option(False, help="pace the control loop to 20 Hz (default: as fast as it runs)"),
+    out: Optional[Path] = typer.Option(None, help="write the shift summary as JSON here"),
+) -> None:
+    """A robot works a shift of task orders: 20 Hz control with deadline counts, battery and dock (the install
+    window), shadow runs when a rollout asks, telemetry spooled on its disk and uploaded, failures first."""
+    from academy.exam.profiles import profile as hardware
+    from academy.fleet.robot import FleetRobot, RobotConfig
+
+    hardware(profile)
+    orders = _parse_orders(order, first_seed)
+    if not (root / "state.json").exists() and trusted_root is None:
+        raise typer.BadParameter(f"{root} is not provisioned: give --trusted-root (the repository's 1.root.json)")
+    robot = FleetRobot(root, serial, profile, server, RobotConfig(battery_steps=battery_steps, realtime=realtime),
+                       trusted_root=trusted_root.read_bytes() if trusted_root else None)
+    with _progress() as progress:
+        bar = progress.add_task(f"{serial}: shift", total=len(orders))
+        summary = robot.work(orders, on_episode=lambda ep: progress.update(
+            bar, advance=1, description=f"{serial}: {ep.task} seed {ep.seed} {'ok' if ep.success else 'failed'}"))
+    s = summary.to_dict()
+    table = Table("release", "episodes", "successes")
+    for rel, (wins, n) in s["releases"].items():
+        table.add_row(str(rel), str(n), f"{wins} ({100 * wins / n:.0f}%)")
+    console.print(table)
+    console.print(f"safety stops {s['safety_stops']}; deadline misses {s['deadline_misses']} of {s['control_steps']} "
+                  f"control steps (step p50 {s['step_ms_p50']:.1f} ms, p99 {s['step_ms_p99']:.1f} ms, budget "
+                  f"{robot.cfg.deadline_ms:.0f} ms); docks {s['docks']}; updates {s['installs'] or 'none'}; battery "
+                  f"{s['battery']:.0%}; telemetry sent {s['upload']['sent']}, waiting {s['upload']['left']}"
+                  + (f" ({s['upload']['error']})" if s["upload"]["error"] else ""))
+    for rel, sh in s["shadow"].items():
+        console.print(f"shadow of release {rel}: {sh['steps']} steps, mean divergence "
+                      f"{sh['divergence_sum'] / max(1, sh['steps']):.4f} rad; would-be success "
+                      f"{sh['would_be_successes']}/{sh['judged']} (active {sh['active_successes']})")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(s, indent=1))
+
+
+@fleet_app.command("ingest")
+def fleet_ingest(home: Path = _HOME) -> None:
+    """Move uploaded fleet episodes from the server's inbox into its LeRobot dataset (each key once)."""
+    from academy.fleet.telemetry import TelemetryStore
+
+    r = TelemetryStore(home).ingest()
+    console.print(f"ingested {r['added']} episodes ({r['duplicates_dropped']} already held, {r['damaged']} damaged); "
+                  f"{home / 'fleet' / 'episodes'} holds {r['episodes']}")
+
+
+@fleet_app.command("status")
+def fleet_status(server: str = _SERVER) -> None:
+    """The fleet as the update server last saw it, and its telemetry counts."""
+    table = Table("serial", "profile", "release", "agent", "battery", "charging", "last seen")
+    for r in _server_call("GET", f"{server}/v1/robots"):
+        table.add_row(r["serial"], r["profile"], str(r["installed_release"]), r["agent_state"], f"{r['battery']:.0%}",
+                      "yes" if r["charging"] else "no", r["last_seen"][:19])
+    console.print(table)
+    t = _server_call("GET", f"{server}/v1/telemetry")
+    console.print(f"telemetry: {t['inbox']} episodes in the inbox; events {t['events']}")
 
 
 def main() -> None:

@@ -26,20 +26,12 @@ from academy.deploy.server import ServerThread, create_app
 from academy.exam.exam import ExamConfig, run_exam
 from academy.exam.safety import SafetyLimits
 from academy.fleet.shift import ShiftReport, run_shift
-from academy.learn.checkpoint import load_model, save_checkpoint
 from academy.release.publish import ReleaseHome
 
-ASSETS = Path(__file__).parents[1] / "assets" / "policies"
 PROFILE = "ah1-sim"
 FLEET = [f"AH1-{n}" for n in range(2101, 2111)]
 SHIFT = 5  # episodes per robot per shift
 MIN_EPISODES = 20  # on each side before the rollout judges task success and safety stops
-
-
-def materialize(name: str, dest: Path) -> Path:
-    """The shipped checkpoint as a full checkpoint folder (exports included)."""
-    src = ASSETS / name
-    return save_checkpoint(dest / name, load_model(src), json.loads((src / "train.json").read_text()))
 
 
 def shift_job(args):
@@ -82,14 +74,14 @@ class Fleet:
         return self.http.get(f"/v1/rollouts/{rid}").json()
 
 
-def test_a_release_worse_on_reality_robots_is_stopped_at_the_canary_and_rolled_back(tmp_path):
+def test_a_release_worse_on_reality_robots_is_stopped_at_the_canary_and_rolled_back(tmp_path, shipped_policies):
     home = ReleaseHome(tmp_path / "home")
     home.init()
     # simulation only (the fleet is the test), with a stop only past a joint's end: both policies work
     # the wrist roll 20 mrad from its stop, as the experts they learned from do (docs/deploy.md)
     exam = ExamConfig(episodes=8, reality_episodes=0, latency_calls=200, limits=SafetyLimits(joint_limit_margin=0.0))
     for name in ("handover-enc", "handover-plain"):
-        policy = materialize(name, tmp_path)
+        policy = shipped_policies[name]
         pub = home.publish(str(policy), run_exam(str(policy), ["handover"], exam))  # the gate passes both
     assert pub.release == 2
     with ServerThread(create_app(home.home)) as srv, ProcessPoolExecutor(2) as pool:

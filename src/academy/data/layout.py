@@ -43,6 +43,7 @@ ACADEMY_COLUMNS = {
     "academy/outcome": "string",
     "academy/synthetic": "bool",
     "academy/seed": "int64",
+    "academy/key": "string",  # fleet episodes: the robot's idempotency key
 }
 
 

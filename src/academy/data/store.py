@@ -47,6 +47,7 @@ class EpisodeMeta:
     outcome: str = "unknown"
     synthetic: bool = False
     seed: int = -1
+    key: str = ""  # a fleet episode's idempotency key (academy.fleet.telemetry); empty otherwise
 
     def __post_init__(self):
         if self.source not in L.SOURCES:
@@ -528,7 +529,8 @@ def copy_episodes(sources: list[tuple[Dataset, list[int]]], out: str | Path, flu
             table = ds.episodes.set_index("episode_index")
             for i in indices:
                 ep = table.loc[i]
-                meta = EpisodeMeta(**{k.split("/", 1)[1]: _scalar(ep[k]) for k in ep.index if k.startswith("academy/")})
+                meta = EpisodeMeta(**{k.split("/", 1)[1]: _scalar(ep[k]) for k in ep.index  # a column only newer
+                                      if k.startswith("academy/") and not _missing(ep[k])})  # episodes have: default
                 frames = {k: v for k, v in ds.episode(i).items() if k not in L.DEFAULT_FEATURES}
                 videos = {k: ds.video(k, i) for k in ds.video_keys}
                 w.add_episode(frames, meta, str(list(ep["tasks"])[0]), videos)
@@ -537,6 +539,10 @@ def copy_episodes(sources: list[tuple[Dataset, list[int]]], out: str | Path, flu
 
 def _scalar(v):
     return v.item() if hasattr(v, "item") else v
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
 
 
 def merge(paths: list[str | Path], out: str | Path) -> Dataset:

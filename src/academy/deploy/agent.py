@@ -214,6 +214,7 @@ class Agent:
         self.boot_check = boot_check or default_boot_check
         self.state_path = self.root / "state.json"
         self.st = self._load()
+        self.shadow_offer: int | None = None  # the release the server last asked this robot to run in shadow
 
     # ------------------------------------------------------------------ provisioning and state
     @classmethod
@@ -290,6 +291,7 @@ class Agent:
     # ------------------------------------------------------------------ states
     def _idle(self, charging: bool, battery: float) -> None:
         answer = self.checkin(battery, charging)
+        self.shadow_offer = answer.get("shadow")
         release = answer.get("release")
         if release and release > self.st.committed_release and str(release) not in self.st.rejected:
             self._go(S.DOWNLOAD, pending_release=int(release), deferrals=0, last_error="")
@@ -300,6 +302,12 @@ class Agent:
         staged = self.root / "downloads" / f"{release}.manifest.json"
         staged.parent.mkdir(exist_ok=True)
         write_durable(staged, json.dumps(manifest).encode())  # verified: INSTALL needs no network
+        self._fetch_chunks(manifest)
+        self._go(S.WAIT_FOR_CHARGING, "download:to-wait")
+
+    def _fetch_chunks(self, manifest: dict) -> None:
+        """Every chunk the manifest names, into the chunk store, each checked against its sha256."""
+        release = manifest["release"]
         store = self.root / "chunks"
         limit = manifest["chunk_size"]
         for name, f in manifest["files"].items():
@@ -314,7 +322,22 @@ class Agent:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_durable(path, data, "download:chunk")
                 crashpoint("download:after-chunk")
-        self._go(S.WAIT_FOR_CHARGING, "download:to-wait")
+
+    def prepare_shadow(self, release: int) -> Path:
+        """The bundle of ``release`` in ``shadow/``, verified through TUF like an install, for the runtime to
+        run beside the committed policy without acting; nothing of the update state changes.
+        Raises ``UpdateRejected`` if the release may not run here."""
+        dest = self.root / "shadow"
+        m = dest / "manifest.json"
+        if m.exists() and json.loads(m.read_text()).get("release") == release:
+            verify_bundle(dest)
+            return dest
+        manifest = self.fetch_manifest(release)
+        self._fetch_chunks(manifest)
+        try:
+            return assemble(manifest, self.root / "chunks", dest)  # whole or not at all
+        except BundleError as e:
+            raise UpdateRejected(f"release {release}: {e}") from e
 
     def fetch_manifest(self, release: int) -> dict:
         """The manifest of ``release`` through ngclient from the embedded root; checks what it may be."""

@@ -8,14 +8,21 @@ default, PostgreSQL by URL. Tables:
 - ``health``: what robots report after an install or a shift (release, installed or not,
   episodes, successes, safety stops);
 - ``rollouts``: a release going out to one hardware profile in cohorts, with its state
-  (running, paused, aborted, done), its current cohort and the reason it stopped.
+  (running, paused, aborted, done), its current cohort and the reason it stopped;
+- ``events``: what robots log at work (installs, rollbacks, safety stops, deadline misses),
+  unique by the robot's idempotency key.
+
+Health reports sent through a robot's telemetry spool carry a key too, and a key already
+stored is not stored again. Columns added since a database was created are added to it when
+it is opened (``_add_missing_columns``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, event, insert, select, update
+from sqlalchemy import (JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, event, func, insert, inspect,
+                        select, text, update)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -41,12 +48,28 @@ class HealthRow(FleetBase):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     serial: Mapped[str] = mapped_column(String(64), index=True)
     release: Mapped[int] = mapped_column(Integer, index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # install, shift
+    kind: Mapped[str] = mapped_column(String(32))  # install, shift, shadow
     ok: Mapped[bool] = mapped_column(Boolean)
     episodes: Mapped[int] = mapped_column(Integer, default=0)
     successes: Mapped[int] = mapped_column(Integer, default=0)
     safety_stops: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    key: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)  # telemetry idempotency key
+    steps: Mapped[int | None] = mapped_column(Integer, default=0, nullable=True)  # shadow: control steps beside the active policy
+    divergence: Mapped[float | None] = mapped_column(Float, default=0.0, nullable=True)  # shadow: the largest episode's mean divergence, rad
+    deadline_misses: Mapped[int | None] = mapped_column(Integer, default=0, nullable=True)  # shift: control steps over budget
+
+
+class EventRow(FleetBase):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    serial: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    release: Mapped[int] = mapped_column(Integer, default=0)
+    t: Mapped[float] = mapped_column(Float)  # the robot's clock (epoch seconds) when it happened
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -61,6 +84,7 @@ class RolloutRow(FleetBase):
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     reason: Mapped[str] = mapped_column(Text, default="")
     rollback_release: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    shadow_cleared: Mapped[int | None] = mapped_column(Integer, default=-1, nullable=True)  # last cohort out of shadow
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -76,6 +100,29 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _add_missing_columns(engine) -> None:
+    """ALTER TABLE ADD COLUMN for model columns a database made by an older Academy lacks (nullable)."""
+    have = inspect(engine)
+    with engine.begin() as conn:
+        for table in FleetBase.metadata.sorted_tables:
+            existing = {c["name"] for c in have.get_columns(table.name)}
+            for col in table.columns:
+                if col.name not in existing:
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {col.name} '
+                                      f'{col.type.compile(dialect=engine.dialect)}'))
+
+
+def _upsert(engine):
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:  # pragma: no cover - the two databases Academy supports
+        raise ValueError(f"the fleet database supports SQLite and PostgreSQL, not {dialect}")
+    return upsert
+
+
 class FleetDB:
     def __init__(self, url: str):
         sqlite = url.startswith("sqlite")
@@ -84,6 +131,7 @@ class FleetDB:
         if sqlite:  # many robots check in at once: write-ahead log, one fsync per checkpoint
             event.listen(self.engine, "connect", _sqlite_wal)
         FleetBase.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -120,14 +168,7 @@ class FleetDB:
             last[r["serial"]] = r
             counts[r["serial"]] = counts.get(r["serial"], 0) + 1
         values = [{**r, "last_seen": now(), "checkins": counts[k]} for k, r in last.items()]
-        dialect = self.engine.dialect.name
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as upsert
-        elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:  # pragma: no cover - the two databases Academy supports
-            raise ValueError(f"the fleet database supports SQLite and PostgreSQL, not {dialect}")
-        stmt = upsert(RobotRow)
+        stmt = _upsert(self.engine)(RobotRow)
         keep = {c: stmt.excluded[c] for c in ("profile", "installed_release", "slot_state", "agent_state",
                                                "battery", "charging", "last_seen")}
         stmt = stmt.on_conflict_do_update(index_elements=["serial"],
@@ -145,12 +186,50 @@ class FleetDB:
         """
         stamp = now()
         with self.session() as s, s.begin():
+            keys = [r["key"] for r in rows if r.get("key")]
+            known = dict(s.execute(select(HealthRow.key, HealthRow.id).where(HealthRow.key.in_(keys))).all()) if keys else {}
+            new, seen = [], set()
+            for r in rows:  # a key stored already, or twice in this batch, is stored once
+                if not r.get("key") or (r["key"] not in known and r["key"] not in seen):
+                    new.append(r)
+                    seen.add(r.get("key"))
             res = s.execute(insert(HealthRow).returning(HealthRow.id, sort_by_parameter_order=True),
-                            [{**r, "created": stamp} for r in rows])
-            ids = [i for (i,) in res]
+                            [{**r, "created": stamp} for r in new]) if new else []
+            fresh = iter([i for (i,) in res])
+            ids, by_key = [], dict(known)
             for r in rows:
+                k = r.get("key")
+                if k and k in by_key:
+                    ids.append(by_key[k])
+                else:
+                    ids.append(next(fresh))
+                    if k:
+                        by_key[k] = ids[-1]
+            for r in new:
                 if r["kind"] == "install" and r["ok"]:
                     s.execute(update(RobotRow).where(RobotRow.serial == r["serial"],
                                                      RobotRow.installed_release < r["release"])
                               .values(installed_release=r["release"]))
             return ids
+
+    def add_events(self, rows: list[dict]) -> int:
+        """Store a batch of robot events; a key stored already is skipped. Returns how many were new."""
+        if not rows:
+            return 0
+        stamp = now()
+        stmt = _upsert(self.engine)(EventRow).on_conflict_do_nothing(index_elements=["key"]).returning(EventRow.id)
+        with self.session() as s, s.begin():
+            return len(s.execute(stmt, [{**r, "created": stamp} for r in rows]).all())
+
+    def events(self, kind: str | None = None, serial: str | None = None) -> list[EventRow]:
+        with self.session() as s:
+            q = select(EventRow).order_by(EventRow.id)
+            if kind:
+                q = q.where(EventRow.kind == kind)
+            if serial:
+                q = q.where(EventRow.serial == serial)
+            return list(s.scalars(q))
+
+    def event_counts(self) -> dict[str, int]:
+        with self.session() as s:
+            return dict(s.execute(select(EventRow.kind, func.count()).group_by(EventRow.kind)).all())

@@ -54,6 +54,8 @@ class RolloutSettings:
     alpha: float = 0.05
     max_install_failures: int = 1
     safety_stops: str = "any"  # "any": one stop aborts; "rate": stops per episode above the baseline's
+    shadow_steps: int = 0  # > 0: each cohort first runs the release in shadow, this many control steps per robot
+    shadow_divergence: float = 0.05  # rad: a shadowing robot's episode mean action divergence above this aborts
 
     def __post_init__(self):
         if self.safety_stops not in ("any", "rate"):
@@ -64,6 +66,8 @@ class RolloutSettings:
             raise ValueError(f"growth must be above 1, got {self.growth}")
         if self.min_episodes < 1 or self.max_install_failures < 1:
             raise ValueError("min_episodes and max_install_failures must be at least 1")
+        if self.shadow_steps < 0 or self.shadow_divergence <= 0:
+            raise ValueError("shadow_steps must be at least 0 and shadow_divergence above 0")
 
 
 def cohort_bounds(n: int, canary_share: float, growth: float) -> list[int]:
@@ -165,12 +169,26 @@ class RolloutController:
         """The release ``robot`` (serial, profile, installed_release) should install now, if any."""
         for row, let_in in self._view(robot.profile):
             if row.state in ACTIVE:
-                return row.release if robot.serial in let_in else None
+                return row.release if robot.serial in let_in and not self._in_shadow(row) else None
             if row.state == "aborted" and row.rollback_release and robot.installed_release >= row.release:
                 return row.rollback_release
             if row.state == "done":
                 return row.release
         return None
+
+    def shadow_target(self, robot) -> int | None:
+        """The release ``robot`` should run in shadow now (beside its own, without acting), if any."""
+        for row, let_in in self._view(robot.profile):
+            if row.state in ACTIVE:
+                return row.release if robot.serial in let_in and self._in_shadow(row) else None
+            return None
+        return None
+
+    @staticmethod
+    def _in_shadow(row: RolloutRow) -> bool:
+        """The rollout wants a shadow period of its current cohort that has not been cleared yet."""
+        return bool(row.settings.get("shadow_steps")) and (row.shadow_cleared if row.shadow_cleared is not None
+                                                             else -1) < row.cohort
 
     # ------------------------------------------------------------------ the decisions
     def evaluate(self, rollout_id: int) -> dict:
@@ -180,6 +198,13 @@ class RolloutController:
             return st
         if st["abort_reason"]:
             self._abort(rollout_id, st["abort_reason"])
+            return self.status(rollout_id)
+        if st["shadow"]["required_steps"] and not st["shadow"]["cleared"] and st["shadow"]["complete"]:
+            with self.db.session() as s, s.begin():  # the cohort has shadowed long enough within the bound
+                row = s.get(RolloutRow, rollout_id, with_for_update=True)
+                if row.state == "running" and row.cohort == st["cohort"]:
+                    row.shadow_cleared, row.updated = row.cohort, now()
+            self.invalidate()
             return self.status(rollout_id)
         if st["cohort_complete"]:
             with self.db.session() as s, s.begin():
@@ -200,7 +225,8 @@ class RolloutController:
             serials = list(s.scalars(select(RobotRow.serial).where(RobotRow.profile == row.profile)))
             per_robot = s.execute(  # one row per (release, robot, kind, ok): sums, not every report
                 select(HealthRow.release, HealthRow.serial, HealthRow.kind, HealthRow.ok, func.count(),
-                       func.sum(HealthRow.episodes), func.sum(HealthRow.successes), func.sum(HealthRow.safety_stops))
+                       func.sum(HealthRow.episodes), func.sum(HealthRow.successes), func.sum(HealthRow.safety_stops),
+                       func.coalesce(func.sum(HealthRow.steps), 0), func.coalesce(func.max(HealthRow.divergence), 0.0))
                 .where(HealthRow.release.in_([row.release, row.previous]))
                 .group_by(HealthRow.release, HealthRow.serial, HealthRow.kind, HealthRow.ok)).all()
             failed_detail = s.execute(select(HealthRow.serial, HealthRow.detail).where(
@@ -216,12 +242,16 @@ class RolloutController:
         upd = (sum(h[6] for h in shift), sum(h[5] for h in shift))
         base = (sum(h[6] for h in rest), sum(h[5] for h in rest))
         stops, base_stops = sum(h[7] for h in shift), sum(h[7] for h in rest)
+        shadow = self._shadow_status(row, cfg, [h for h in mine if h[2] == "shadow"], let_in - installed)
         judged = upd[1] >= cfg.min_episodes and base[1] >= cfg.min_episodes
         reason = ""
         if failed >= cfg.max_install_failures:
             reason = f"{failed} install(s) failed: " + "; ".join(f"{a}: {d[:120]}" for a, d in failed_detail)
         elif any(not h[3] for h in shift):
             reason = f"failed health checks on {sorted(h[1] for h in shift if not h[3])}"
+        elif shadow["over_bound"]:
+            reason = (f"shadow divergence on {shadow['over_bound']}: {shadow['max_divergence']:.4f} rad "
+                      f"above the bound of {cfg.shadow_divergence} rad")
         elif stops and cfg.safety_stops == "any":
             reason = f"{stops} safety stop(s) on updated robots"
         elif judged:
@@ -239,7 +269,24 @@ class RolloutController:
                 "let_in": sorted(let_in), "installed": sorted(installed & let_in), "install_failures": failed,
                 "updated_success": list(upd), "baseline_success": list(base),
                 "updated_safety_stops": stops, "baseline_safety_stops": base_stops, "abort_reason": reason,
-                "cohort_complete": complete, "rollback_release": row.rollback_release, "settings": row.settings}
+                "cohort_complete": complete, "rollback_release": row.rollback_release, "settings": row.settings,
+                "shadow": shadow}
+
+    @staticmethod
+    def _shadow_status(row: RolloutRow, cfg: RolloutSettings, reports: list, pending: set[str]) -> dict:
+        """The shadow evidence of the robots let in that have not installed yet (and of all, for show)."""
+        steps: dict[str, int] = {}
+        worst: dict[str, float] = {}
+        for h in reports:
+            steps[h[1]] = steps.get(h[1], 0) + int(h[8])
+            worst[h[1]] = max(worst.get(h[1], 0.0), float(h[9]))
+        over = sorted(s for s, d in worst.items() if d > cfg.shadow_divergence)
+        cleared = (row.shadow_cleared if row.shadow_cleared is not None else -1) >= row.cohort
+        return {"required_steps": cfg.shadow_steps, "bound": cfg.shadow_divergence,
+                "cleared": bool(cfg.shadow_steps) and cleared,
+                "complete": bool(pending) and all(steps.get(s, 0) >= cfg.shadow_steps for s in pending),
+                "steps": {s: steps.get(s, 0) for s in sorted(pending)}, "max_divergence": max(worst.values(), default=0.0),
+                "over_bound": over, "would_be_success": [sum(int(h[6]) for h in reports), sum(int(h[5]) for h in reports)]}
 
     def running(self, profile: str) -> list[int]:
         with self.db.session() as s:

@@ -7,10 +7,16 @@ Routes:
   ``N.snapshot.json``, ``N.targets.json``, ``bundles/R/<sha256>.manifest.json``);
 - ``GET /chunks/{sha256}``: a bundle chunk named by a signed manifest;
 - ``POST /v1/checkin``: a robot's serial, hardware profile, installed release, slot state,
-  agent state, battery and charging; the answer names the release it should install, if any;
-- ``POST /v1/health``: an install's outcome, or a shift's episodes, successes and safety stops;
+  agent state, battery and charging; the answer names the release it should install, if any,
+  and the release it should run in shadow, if its rollout asks for a shadow period;
+- ``POST /v1/health``: an install's outcome, a shift's episodes, successes, safety stops and
+  deadline misses, or a shadow period's control steps, action divergence and would-be outcomes;
   reports move the running rollouts of the robot's profile (``RolloutController.evaluate``, at
-  most twice a second per rollout; reading a rollout's status judges it too);
+  most twice a second per rollout; reading a rollout's status judges it too); a report with a
+  ``key`` (sent from a robot's telemetry spool) is stored once however often it arrives;
+- ``POST /v1/telemetry/episodes`` (one episode archive, ``academy.fleet.telemetry``),
+  ``POST /v1/telemetry/events`` (a list of events), ``POST /v1/telemetry/ingest`` (the inbox
+  into the fleet's LeRobot dataset), ``GET /v1/telemetry`` (counts);
 - ``POST /v1/rollouts`` (release, profile, settings), ``POST /v1/rollouts/{id}/pause|resume|abort``,
   ``GET /v1/rollouts``, ``GET /v1/rollouts/{id}``: the rollout API;
 - ``GET /v1/robots``: the fleet as last seen.
@@ -34,12 +40,13 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from academy.deploy.fleetdb import FleetDB
 from academy.deploy.rollout import RolloutController, RolloutError, RolloutSettings
+from academy.fleet.telemetry import EVENT_KINDS, TelemetryError, TelemetryStore
 from academy.release.publish import ReleaseHome
 from academy.release.registry import ReleaseError
 
@@ -61,12 +68,25 @@ class CheckIn(BaseModel):
 class Health(BaseModel):
     serial: str = Field(min_length=1, max_length=64)
     release: int = Field(ge=0)
-    kind: str = Field(pattern="^(install|shift)$")
+    kind: str = Field(pattern="^(install|shift|shadow)$")
     ok: bool
     episodes: int = Field(default=0, ge=0)
     successes: int = Field(default=0, ge=0)
     safety_stops: int = Field(default=0, ge=0)
     detail: str = ""
+    key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{7,127}$")
+    steps: int = Field(default=0, ge=0)
+    divergence: float = Field(default=0.0, ge=0.0)
+    deadline_misses: int = Field(default=0, ge=0)
+
+
+class Event(BaseModel):
+    key: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{7,127}$")
+    serial: str = Field(min_length=1, max_length=64)
+    kind: str = Field(min_length=1, max_length=32)
+    release: int = Field(default=0, ge=0)
+    t: float
+    detail: dict = Field(default_factory=dict)
 
 
 class NewRollout(BaseModel):
@@ -123,7 +143,8 @@ def create_app(home: str | Path, db_url: str | None = None, target_release=None)
     db = FleetDB(rh.db_url)
     control = RolloutController(db, rh)
     app = FastAPI(title="Academy update server")
-    app.state.release_home, app.state.fleet, app.state.rollouts = rh, db, control
+    telemetry = TelemetryStore(home)
+    app.state.release_home, app.state.fleet, app.state.rollouts, app.state.telemetry = rh, db, control, telemetry
     decide = target_release or control.target
 
     def _file(base: Path, rel: str) -> FileResponse:
@@ -148,13 +169,15 @@ def create_app(home: str | Path, db_url: str | None = None, target_release=None)
             raise HTTPException(404, "a chunk is named by its sha256")
         return _file(repo / "chunks", f"{digest[:2]}/{digest}")
 
-    def store_checkins(batch: list[CheckIn]) -> list[int | None]:
+    def store_checkins(batch: list[CheckIn]) -> list[dict]:
         if db.upsert_robots([c.model_dump() for c in batch]):
             control.invalidate()  # a robot joined: cohorts are counted over the profile's robots
         out = []
         for c in batch:
-            target = decide(SimpleNamespace(serial=c.serial, profile=c.profile, installed_release=c.installed_release))
-            out.append(target if target and target > c.installed_release else None)
+            robot = SimpleNamespace(serial=c.serial, profile=c.profile, installed_release=c.installed_release)
+            target, shadow = decide(robot), control.shadow_target(robot)
+            out.append({"release": target if target and target > c.installed_release else None,
+                        "shadow": shadow if shadow and shadow > c.installed_release else None})
         return out
 
     def store_health(batch: list[Health]) -> list[int]:
@@ -168,11 +191,35 @@ def create_app(home: str | Path, db_url: str | None = None, target_release=None)
 
     @app.post("/v1/checkin")
     async def checkin(c: CheckIn) -> dict:
-        return {"release": await checkins.submit(c)}
+        return await checkins.submit(c)
 
     @app.post("/v1/health")
     async def health(h: Health) -> dict:
         return {"id": await reports.submit(h)}
+
+    @app.post("/v1/telemetry/episodes")
+    async def upload_episode(request: Request) -> dict:
+        data = await request.body()
+        try:
+            return await asyncio.to_thread(telemetry.receive_episode, data)
+        except TelemetryError as e:
+            raise HTTPException(422, str(e)) from None
+
+    @app.post("/v1/telemetry/events")
+    async def upload_events(events: list[Event]) -> dict:
+        unknown = sorted({e.kind for e in events} - set(EVENT_KINDS))
+        if unknown:
+            raise HTTPException(422, f"unknown event kinds {unknown}: one of {list(EVENT_KINDS)}")
+        new = await asyncio.to_thread(db.add_events, [e.model_dump() for e in events])
+        return {"stored": new, "duplicate": new < len(events)}
+
+    @app.post("/v1/telemetry/ingest")
+    async def ingest() -> dict:
+        return await asyncio.to_thread(telemetry.ingest)
+
+    @app.get("/v1/telemetry")
+    def telemetry_counts() -> dict:
+        return {"inbox": len(telemetry.inbox_files()), "events": db.event_counts()}
 
     def _rollout_call(fn, *args):
         try:
@@ -189,6 +236,8 @@ def create_app(home: str | Path, db_url: str | None = None, target_release=None)
             raise HTTPException(422, f"unknown rollout setting: {e}") from None
         except ValueError as e:
             raise HTTPException(422, str(e)) from None
+        for running in control.running(r.profile):  # judge the evidence so far: a finished one is done, not busy
+            control.evaluate(running)
         rid = _rollout_call(lambda: control.create(r.release, r.profile, cfg))
         return control.status(rid)
 

@@ -11,7 +11,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 
 
 @dataclass
@@ -41,8 +40,9 @@ def run_shift(bundle: str | Path, serial: str, seeds: list[int], task: str | Non
     verified bundle folder: the robot's ``current`` slot)."""
     import torch
 
-    from academy.exam.safety import KINDS, SafetyLimits
-    from academy.learn.policy import Policy, env_obs_batch
+    from academy.exam.safety import SafetyLimits
+    from academy.fleet.robot import run_episode
+    from academy.learn.policy import Policy
     from academy.sim.reality import RealityRobot
 
     torch.set_num_threads(1)
@@ -55,21 +55,8 @@ def run_shift(bundle: str | Path, serial: str, seeds: list[int], task: str | Non
         raise ValueError(f"release {manifest['release']} has no skill {task!r} (it has {policy.tasks})")
     robot = RealityRobot(serial, task, usage_steps=usage_steps)
     limits = SafetyLimits.load(bundle / "safety_limits.json")
-    successes, stops = 0, []
-    for seed in seeds:
-        robot.enable_safety(limits)  # a fresh log per episode: the per-step check reads one record
-        obs, _ = robot.reset(seed)
-        policy.reset(1)
-        for step in range(robot.max_steps):
-            action = policy.act(env_obs_batch([obs]))[0]
-            obs, _, terminated, truncated, info = robot.step(np.asarray(action))
-            crossed = {k: v for k, v in robot.safety_log()[-1].items() if k in KINDS and v}
-            if crossed:  # the controller stops the robot: a failed episode and a safety stop
-                stops.append({"seed": seed, "step": step, "crossed": crossed})
-                break
-            if terminated or truncated:
-                successes += bool(info["success"])
-                break
+    episodes = [run_episode(robot, policy, seed, limits) for seed in seeds]
     robot.close()
-    return ShiftReport(serial, int(manifest["release"]), task, len(seeds), successes, len(stops),
+    stops = [e.safety_stop for e in episodes if e.safety_stop]
+    return ShiftReport(serial, int(manifest["release"]), task, len(seeds), sum(e.success for e in episodes), len(stops),
                        robot.usage_steps, stops)
