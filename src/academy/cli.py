@@ -351,13 +351,27 @@ def learn(
     prev_noise: Optional[float] = typer.Option(None, min=0.0, help="the same for the previous-action input (default: --noise)"),
     actions: str = typer.Option("joints", help="the network's action space: joints, or hands (grasp-site poses solved by IK)"),
     seed: int = typer.Option(0),
+    weight: list[str] = typer.Option([], help="SOURCE=W: draw that source's frames W times as often, e.g. "
+                                             "correction=3 (fleet failures redone); repeat"),
 ) -> None:
     """Train one policy for every task of a dataset (behaviour cloning of action chunks)."""
     from academy.data import DatasetError
+    from academy.data.layout import SOURCES
     from academy.learn.train import TrainConfig, train
 
+    weights = {}
+    for item in weight:
+        src, _, w = item.partition("=")
+        if src not in SOURCES:
+            raise typer.BadParameter(f"--weight {item!r}: source {src!r} is not one of {SOURCES}")
+        try:
+            weights[src] = float(w)
+        except ValueError:
+            raise typer.BadParameter(f"--weight {item!r}: the weight must be a number") from None
+        if weights[src] <= 0:
+            raise typer.BadParameter(f"--weight {item!r}: the weight must be above 0")
     cfg = TrainConfig(arch=arch, chunk=chunk, hidden=hidden, max_minutes=minutes, max_steps=steps, seed=seed,
-                      obs_noise=noise, prev_noise=prev_noise, actions=actions)
+                      obs_noise=noise, prev_noise=prev_noise, actions=actions, source_weights=weights or None)
     try:
         with _progress() as progress:
             bar = progress.add_task("learn", total=100)
@@ -1176,6 +1190,26 @@ def fleet_ingest(home: Path = _HOME) -> None:
     r = TelemetryStore(home).ingest()
     console.print(f"ingested {r['added']} episodes ({r['duplicates_dropped']} already held, {r['damaged']} damaged); "
                   f"{home / 'fleet' / 'episodes'} holds {r['episodes']}")
+
+
+@fleet_app.command("corrections")
+def fleet_corrections(
+    home: Path = _HOME,
+    out: Optional[Path] = typer.Option(None, help="corrections dataset (default: HOME/fleet/corrections)"),
+    workers: int = typer.Option(2, min=1, help="worker processes"),
+) -> None:
+    """Redo each failed fleet episode with the expert on the same robot and scene (a teleoperated correction),
+    for the next training to weigh more (academy learn --weight correction=3)."""
+    from academy.fleet.learnset import corrections
+
+    fleet = home / "fleet" / "episodes"
+    if not (fleet / "meta/info.json").exists():
+        raise typer.BadParameter(f"{fleet} holds no fleet episodes yet: run `academy fleet ingest` first")
+    with _progress() as progress:
+        bar = progress.add_task("corrections", total=None)
+        r = corrections(fleet, out or home / "fleet" / "corrections", workers, on_episode=lambda ok: progress.advance(bar))
+    console.print(f"{r['redone']} failures redone ({r['corrections_succeeded']} corrections succeeded; "
+                  f"{r['already_redone']} redone before; {r['failures']} failures in all) -> {r['dataset']}")
 
 
 @fleet_app.command("status")

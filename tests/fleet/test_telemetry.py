@@ -166,3 +166,34 @@ def test_the_server_killed_and_restarted_mid_shift_loses_and_duplicates_nothing(
         assert [e.release for e in db.events(kind="install", serial=s)] == [1]
         shifts = [h for h in db.health(1) if h.kind == "shift" and h.serial == s]
         assert sum(h.episodes for h in shifts) == 8
+
+
+def test_failures_are_redone_on_the_same_robot_once_and_weigh_more_in_training(tmp_path):
+    from academy.data.collect import collect
+    from academy.data.store import merge
+    from academy.fleet.learnset import corrections
+    from academy.learn.train import _frame_weights
+
+    store = TelemetryStore(tmp_path)
+    # three fleet episodes of one robot: a success and two failures (scene seeds 3 and 4)
+    for i, (seed, outcome) in enumerate([(2, "success"), (3, "failure"), (4, "failure")]):
+        store.receive_episode(pack_episode(frames(), meta(key=f"AH1-3300-{i:08d}", serial="AH1-3300", seed=seed,
+                                                          outcome=outcome)))
+    store.ingest()
+    out = tmp_path / "corrections"
+    r = corrections(store.dataset_path, out, workers=1)
+    assert r["failures"] == 2 and r["redone"] == 2
+    ds = Dataset(out)
+    assert sorted(ds.episodes["academy/seed"]) == [3, 4] and set(ds.episodes["academy/source"]) == {"correction"}
+    assert set(ds.episodes["academy/robot_serial"]) == {"AH1-3300"}
+    assert sorted(ds.episodes["academy/key"]) == ["AH1-3300-00000001", "AH1-3300-00000002"]
+    assert r["corrections_succeeded"] == int((ds.episodes["academy/outcome"] == "success").sum())
+    assert ds.episodes["length"].min() > 5  # the expert's own episodes, not the fleet's frames
+    assert corrections(store.dataset_path, out, workers=1)["redone"] == 0  # no failure is redone twice
+    # in training, frames of corrections are drawn more often than the others
+    collect("handover", 1, tmp_path / "demos", workers=1)
+    both = merge([tmp_path / "demos", out], tmp_path / "both")
+    w = _frame_weights(both, list(both.episodes["episode_index"]), {"correction": 3.0})
+    n_demo = int(both.episodes["length"].iloc[0])
+    assert w is not None and float(w[0]) == 1.0 and float(w[n_demo]) == 3.0 and len(w) == both.num_frames
+    assert _frame_weights(both, list(both.episodes["episode_index"]), {"dream": 5.0}) is None  # uniform: unchanged

@@ -33,7 +33,7 @@ QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 STAT_KEYS = ("min", "max", "mean", "std", "count", *QUANTILES)
 
 # Academy's own per-episode columns in meta/episodes (LeRobot ignores columns it does not know)
-SOURCES = ("expert", "human-video", "practice", "dream", "fleet")
+SOURCES = ("expert", "human-video", "practice", "dream", "fleet", "correction")  # correction: a fleet failure redone
 OUTCOMES = ("success", "failure", "unknown")
 ACADEMY_COLUMNS = {
     "academy/task": "string",  # the task's registry name (the LeRobot task is its sentence)

@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     actions: str = "joints"  # the network's action space: joints or hands (learn/actions.py, docs/learn.md)
+    source_weights: dict | None = None  # episode source -> sampling weight (e.g. {"correction": 3}); others 1
 
 
 class Frames:
@@ -97,6 +98,20 @@ def _stats_tensors(ds: Dataset, frames: "Frames", cfg: PolicyConfig) -> dict:
     return stats
 
 
+def _frame_weights(ds: Dataset, episodes: list[int], source_weights: dict | None) -> torch.Tensor | None:
+    """Per-frame sampling weights from each episode's source, or None when every frame weighs the same
+    (then frames are drawn uniformly, exactly as without weights)."""
+    if not source_weights:
+        return None
+    eps = ds.episodes.set_index("episode_index").loc[episodes]
+    per_episode = np.array([float(source_weights.get(s, 1.0)) for s in eps["academy/source"]])
+    if np.any(per_episode <= 0):
+        raise ValueError(f"source weights must be above 0, got {source_weights}")
+    if np.all(per_episode == per_episode[0]):
+        return None
+    return torch.from_numpy(np.repeat(per_episode, eps["length"].to_numpy()))
+
+
 def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig(), outcome: str | None = "success",
           tasks: list[str] | None = None, on_step: Callable[[int, float, float], None] | None = None) -> dict:
     """Train one policy on every task of ``dataset``; write a checkpoint folder at ``out``."""
@@ -119,6 +134,7 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
     )
     encode = HandActions(pcfg.kinematics) if cfg.actions == "hands" else None
     frames = Frames(ds, train_eps, all_tasks, encode)
+    weights = _frame_weights(ds, train_eps, cfg.source_weights)
     val = Frames(ds, val_eps, all_tasks, encode) if val_eps else None
     model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, pcfg))
     if model.hands is not None:
@@ -144,7 +160,8 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
             break
         for group in opt.param_groups:  # warm-up then cosine decay over whichever budget ends first
             group["lr"] = cfg.lr * min(1.0, done / 0.03) * 0.5 * (1 + np.cos(np.pi * done))
-        idx = torch.randint(0, frames.n, (cfg.batch_size,))
+        idx = (torch.randint(0, frames.n, (cfg.batch_size,)) if weights is None
+               else torch.multinomial(weights, cfg.batch_size, replacement=True))
         loss = loss_on(frames, idx, cfg.obs_noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
