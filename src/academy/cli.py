@@ -1182,6 +1182,45 @@ def fleet_work(
         out.write_text(json.dumps(s, indent=1))
 
 
+@fleet_app.command("shift")
+def fleet_shift(
+    root: Path = typer.Option(Path("robots"), help="folder of the robots' folders"),
+    robots: int = typer.Option(8, min=1, help="robots in the fleet (serials AH1-0001..)"),
+    order: list[str] = typer.Option(["handover:10"], "--order", "-o", help="each robot's orders: TASK or TASK:EPISODES"),
+    profile: str = typer.Option("ah1-sim", help="the robots' hardware profile"),
+    server: str = _SERVER,
+    trusted_root: Optional[Path] = typer.Option(None, help="root metadata for robots not provisioned yet"),
+    workers: int = typer.Option(2, min=1, help="robots working at once (one process each)"),
+    first_seed: int = typer.Option(0, help="scene seed of the first order; robots take consecutive seed ranges"),
+    out: Optional[Path] = typer.Option(None, help="write the shift summaries as JSON here"),
+) -> None:
+    """The whole fleet works a shift, each robot in its own process, as `academy fleet work` does for one."""
+    from academy.exam.profiles import profile as hardware
+    from academy.fleet.robot import run_fleet
+
+    hardware(profile)
+    serials = [f"AH1-{n:04d}" for n in range(1, robots + 1)]
+    per = len(_parse_orders(order, 0))
+    orders = {s: _parse_orders(order, first_seed + i * per) for i, s in enumerate(serials)}
+    missing = [s for s in serials if not (root / s / "state.json").exists()]
+    if missing and trusted_root is None:
+        raise typer.BadParameter(f"{len(missing)} robots are not provisioned: give --trusted-root")
+    with _progress() as progress:
+        bar = progress.add_task("fleet shift (robots done)", total=robots)
+        summaries = run_fleet(root, serials, orders, server, profile, trusted_root=trusted_root.read_bytes()
+                              if trusted_root else None, workers=workers, on_robot=lambda s: progress.advance(bar))
+    table = Table("serial", "episodes", "successes", "safety stops", "deadline misses", "updates", "battery")
+    for s in summaries:
+        table.add_row(s["serial"], str(s["episodes"]), str(s["successes"]), str(s["safety_stops"]),
+                      f"{s['deadline_misses']} / {s['control_steps']}", str(s["installs"] or "-"), f"{s['battery']:.0%}")
+    console.print(table)
+    wins, n = sum(s["successes"] for s in summaries), sum(s["episodes"] for s in summaries)
+    console.print(f"fleet success {wins}/{n} ({100 * wins / max(1, n):.0f}%)")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summaries, indent=1))
+
+
 @fleet_app.command("ingest")
 def fleet_ingest(home: Path = _HOME) -> None:
     """Move uploaded fleet episodes from the server's inbox into its LeRobot dataset (each key once)."""

@@ -111,3 +111,19 @@ def test_a_shift_refuses_an_order_its_release_cannot_do(fleet_home, tmp_path):
             bot.work([Order("place_part", 0)])
     with pytest.raises(RuntimeError, match="no release installed"):
         robot(fleet_home, "http://127.0.0.1:9", "AH1-3105", tmp_path).work([Order("handover", 0)])
+
+
+def test_a_fleet_works_its_shifts_in_parallel_processes(fleet_home, tmp_path):
+    from academy.fleet.robot import run_fleet
+
+    with ServerThread(create_app(fleet_home.home)) as srv:
+        start_rollout(srv.url, 1)
+        serials = ["AH1-3111", "AH1-3112", "AH1-3113"]
+        orders = {s: [Order("handover", 10 * i + k) for k in range(2)] for i, s in enumerate(serials)}
+        out = run_fleet(tmp_path / "fleet", serials, orders, srv.url, config=RobotConfig(max_episode_steps=STEPS,
+                        self_test_steps=10), trusted_root=fleet_home.signing.trusted_root(), workers=2)
+        assert [s["serial"] for s in out] == serials
+        assert all(s["episodes"] == 2 and s["installs"] == [[1, "committed"]] and s["upload"]["left"] == 0 for s in out)
+        robots = {r["serial"]: r for r in httpx.get(f"{srv.url}/v1/robots").json()}
+        assert {s: robots[s]["installed_release"] for s in serials} == dict.fromkeys(serials, 1)
+        assert httpx.get(f"{srv.url}/v1/telemetry").json()["inbox"] == 6

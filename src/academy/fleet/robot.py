@@ -380,3 +380,28 @@ class FleetRobot:
         for k in ("sent", "duplicates", "rejected"):
             out.upload[k] = out.upload.get(k, 0) + r[k]
         out.upload["left"], out.upload["error"] = r["left"], r["error"]
+
+
+def _shift_job(args: tuple) -> dict:
+    root, serial, profile, server, cfg, trusted_root, orders = args
+    bot = FleetRobot(root, serial, profile, server, cfg, trusted_root=trusted_root)
+    return bot.work(orders).to_dict()
+
+
+def run_fleet(root: str | Path, serials: list[str], orders: dict[str, list[Order]], server: str,
+              profile: str = "ah1-sim", config: RobotConfig | None = None, trusted_root: bytes | None = None,
+              workers: int = 2, on_robot: Callable[[dict], None] | None = None) -> list[dict]:
+    """A shift for every robot of the fleet, each in its own process (``workers`` at a time):
+    robot folders under ``root``; ``orders[serial]`` its orders. Returns the shift summaries."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    spawn = multiprocessing.get_context("spawn")  # the caller may hold torch threads: fork could hang
+    jobs = [(str(Path(root) / s), s, profile, server, config or RobotConfig(), trusted_root, orders[s]) for s in serials]
+    out = []
+    with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+        for fut in as_completed([pool.submit(_shift_job, j) for j in jobs]):
+            out.append(fut.result())
+            if on_robot:
+                on_robot(out[-1])
+    return sorted(out, key=lambda s: s["serial"])
