@@ -66,14 +66,19 @@ def obs_to_features(observations: list[dict], context: bool = False) -> dict[str
     return out
 
 
-def episode_frames(result: EpisodeResult, context: bool = False) -> dict[str, np.ndarray]:
-    T = result.steps
+def steps_to_frames(observations: list[dict], actions: list, rewards: list, context: bool = False) -> dict[str, np.ndarray]:
+    """An episode's observations, actions and rewards as the dataset's columns (done on the last step)."""
+    T = len(actions)
     return {
-        **obs_to_features(result.observations, context),
-        ACTION_KEY: np.stack(result.actions),
-        "next.reward": np.asarray(result.rewards, np.float32),
+        **obs_to_features(observations, context),
+        ACTION_KEY: np.stack(actions).astype(np.float32),
+        "next.reward": np.asarray(rewards, np.float32),
         "next.done": np.arange(T) == T - 1,
     }
+
+
+def episode_frames(result: EpisodeResult, context: bool = False) -> dict[str, np.ndarray]:
+    return steps_to_frames(result.observations, result.actions, result.rewards, context)
 
 
 def _collect_job(args: tuple) -> list[tuple[dict, bool, int]]:

@@ -81,7 +81,7 @@ class Episode:
 def run_episode(robot, policy, seed: int, limits, *, shadow=None, deadline_ms: float = 50.0,
                 record: bool = False, max_steps: int | None = None, realtime: bool = False) -> Episode:
     """One episode of ``policy`` on ``robot`` under the controller's safety ``limits``."""
-    from academy.data.collect import ACTION_KEY, obs_to_features
+    from academy.data.collect import steps_to_frames
     from academy.exam.safety import KINDS
     from academy.learn.policy import env_obs_batch
 
@@ -117,13 +117,13 @@ def run_episode(robot, policy, seed: int, limits, *, shadow=None, deadline_ms: f
         if terminated or truncated:
             success = bool(info["success"])
             break
-    frames = None
-    if record:
-        T = len(actions)
-        frames = {**obs_to_features(observations), ACTION_KEY: np.stack(actions).astype(np.float32),
-                  "next.reward": np.asarray(rewards, np.float32), "next.done": np.arange(T) == T - 1}
+    frames = steps_to_frames(observations, actions, rewards) if record else None
     return Episode(robot.task.name, seed, success, len(step_ms), stop, sum(t > deadline_ms for t in step_ms),
                    step_ms, divergence, frames, float(np.mean(speeds)) if speeds else 0.0)
+
+
+def _tally() -> dict:
+    return {"episodes": 0, "successes": 0, "safety_stops": 0, "misses": 0, "stops": []}
 
 
 @dataclass
@@ -194,6 +194,8 @@ class FleetRobot:
         from academy.exam.safety import SafetyLimits
         from academy.learn.policy import Policy
 
+        if self._loaded is not None and self._loaded[0] == self.agent.st.committed_release:
+            return self._loaded  # verified when it was loaded; the slot changes only with the release
         release, slot = self.agent.running()
         if slot is None:
             return 0, None, None, []
@@ -268,7 +270,7 @@ class FleetRobot:
             raise ValueError(f"release {release} has no skill {unknown[0]!r} (it has {skills})")
         robot = RealityRobot(self.serial, orders[0].task if orders else "handover", usage_steps=self.rs.usage_steps)
         all_ms: list[float] = []
-        pending = {"episodes": 0, "successes": 0, "safety_stops": 0, "misses": 0, "stops": []}
+        pending = _tally()  # the episodes since the last shift report
         try:
             for i, order in enumerate(orders):
                 self._agent(charging=False)  # check in between orders: downloads, shadow offers
@@ -303,7 +305,7 @@ class FleetRobot:
                     on_episode(ep)
                 if self.rs.battery < self.cfg.dock_below or i == len(orders) - 1:
                     self._shift_report(release, pending)  # evidence for the rollout before any install
-                    pending = {"episodes": 0, "successes": 0, "safety_stops": 0, "misses": 0, "stops": []}
+                    pending = _tally()
                 if self.rs.battery < self.cfg.dock_below:
                     self.dock()
                     out.docks += 1

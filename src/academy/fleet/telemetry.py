@@ -193,6 +193,8 @@ class TelemetryStore:
         self.inbox.mkdir(parents=True, exist_ok=True)
         self.dataset_path = self.root / "episodes"
         self.features = workcell_features()
+        self._keys: set[str] = set()  # the dataset's keys, as of the episode table stamped _keys_at
+        self._keys_at: int | None = None
 
     def receive_episode(self, data: bytes) -> dict:
         frames, meta = unpack_episode(data, self.features)
@@ -222,7 +224,7 @@ class TelemetryStore:
         if not info.exists():
             return set()
         stamp = info.stat().st_mtime_ns
-        if getattr(self, "_keys_at", None) != stamp:
+        if self._keys_at != stamp:
             eps = Dataset(self.dataset_path).episodes
             self._keys = set(eps["academy/key"]) if "academy/key" in eps.columns else set()
             self._keys_at = stamp
