@@ -26,7 +26,8 @@ Flywheel stages (see docs/architecture.md for what is built):
   exam      built    regression suite, safety and latency, release gate (academy exam)
   release   built    registry, signed bundles, deltas (academy release, releases)
   deploy    built    update server, robot update agent, staged rollouts (academy serve, agent, rollout)
-  fleet     partial  robots at work, shadow mode, telemetry (academy fleet work, ingest, status)
+  fleet     built    robots at work, shadow mode, telemetry, corrections (academy fleet shift, ingest, ...)
+  flywheel  built    the closed loop, fleet success per cycle (academy run --cycles N)
   command   planned  plain-language instructions to skill plans
 """
 
@@ -679,14 +680,37 @@ def eval_(
 @app.command()
 def run(
     episodes: int = typer.Option(10, min=1, help="expert episodes per task shown (one video each)"),
-    demos: int = typer.Option(100, min=1, help="expert demonstrations per task to learn from"),
-    learn_minutes: float = typer.Option(10.0, min=0.05, help="training time budget"),
-    practice_minutes: float = typer.Option(10.0, min=0.0, help="practice budget (0: skip practice)"),
+    demos: Optional[int] = typer.Option(None, min=1, help="expert demonstrations per task to learn from "
+                                        "[default: 100; with --cycles 20]"),
+    learn_minutes: Optional[float] = typer.Option(None, min=0.05, help="training time budget [default: 10; with "
+                                                  "--cycles 4 per cycle]"),
+    practice_minutes: Optional[float] = typer.Option(None, min=0.0, help="practice budget, 0: skip practice "
+                                                     "[default: 10; with --cycles 1 per cycle]"),
     eval_episodes: int = typer.Option(50, min=1, help="held-out episodes per task, nominal and reality"),
     release: bool = typer.Option(True, help="exam the run's policy and, if the gate passes, publish it as a signed release"),
     workspace: Path = typer.Option(Path("academy-data"), help="workspace directory"),
+    cycles: int = typer.Option(0, min=0, help="run the closed flywheel this many cycles: learn, practice, dream, exam, "
+                               "release, deploy to a fleet, a shift, ingest, corrections, the next cycle"),
+    task: list[str] = typer.Option(["handover", "place_part"], "--task", help="with --cycles: the fleet's tasks"),
+    robots: int = typer.Option(8, min=1, help="with --cycles: physics robots in the fleet"),
+    orders: int = typer.Option(24, min=1, help="with --cycles: orders per robot per shift"),
+    human_episodes: int = typer.Option(2, min=0, help="with --cycles: people filmed and watched per task (0: none)"),
+    dream_variations: int = typer.Option(200, min=0, help="with --cycles: dreamed variations per task (0: no dream)"),
+    exam_episodes: int = typer.Option(12, min=1, help="with --cycles: exam scenes per skill, nominal and reality each"),
+    correction_weight: float = typer.Option(3.0, min=0.0, help="with --cycles: how much more often corrections are drawn"),
+    backend: str = typer.Option("local", help="with --cycles: the fleet's robots as local processes, or ray"),
+    limits: Optional[Path] = typer.Option(None, help="with --cycles: the exam's safety limits (JSON; default: the "
+                                          "flywheel's, docs/fleet.md)"),
 ) -> None:
-    """Run every stage that exists: experts (videos), demonstrations, one policy, practice, evaluations, exam and release."""
+    """Run every stage that exists: experts (videos), demonstrations, one policy, practice, evaluations, exam and
+    release; with --cycles N, the closed flywheel N times over a fleet of physics robots."""
+    if cycles:
+        _flywheel(cycles, demos or 20, learn_minutes or 4.0, 1.0 if practice_minutes is None else practice_minutes,
+                  workspace, task, robots, orders, human_episodes, dream_variations, exam_episodes, correction_weight,
+                  backend, limits)
+        return
+    demos, learn_minutes = demos or 100, learn_minutes or 10.0
+    practice_minutes = 10.0 if practice_minutes is None else practice_minutes
     from academy.data import Dataset
     from academy.data.collect import collect as record
     from academy.evaluate import evaluate
@@ -772,6 +796,41 @@ def run(
             str(practice_dir / "policy") if practice_minutes > 0 else str(policy_dir), workspace / "releases")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     console.print(f"run folder: {run_dir}")
+
+
+def _flywheel(cycles: int, demos: int, learn_minutes: float, practice_minutes: float, workspace: Path,
+              tasks: list[str], robots: int, orders: int, human_episodes: int, dream_variations: int,
+              exam_episodes: int, correction_weight: float, backend: str, limits: Optional[Path]) -> None:
+    from academy.exam.safety import SafetyLimits
+    from academy.flywheel.cycle import FlywheelConfig, Stages, run_flywheel
+
+    cfg = FlywheelConfig(workspace=str(workspace), cycles=cycles, tasks=tuple(tasks), demos=demos,
+                         human_episodes=human_episodes, learn_minutes=learn_minutes, practice_minutes=practice_minutes,
+                         dream_variations=dream_variations, exam_episodes=exam_episodes,
+                         exam_reality_episodes=exam_episodes, robots=robots, orders=orders,
+                         correction_weight=correction_weight, backend=backend)
+    if limits:
+        cfg.limits = SafetyLimits.load(limits)
+    try:
+        cfg.check()
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    run_dir = workspace / "runs" / (time.strftime("%Y%m%d-%H%M%S") + "-flywheel")
+    with _progress() as progress:
+        summary = run_flywheel(cfg, run_dir, Stages(progress, progress.console.print))
+    table = Table("cycle", "training episodes (successes by source)", "release", "rollout", "fleet success",
+                  *(f"{t}" for t in tasks), "failures corrected", "minutes")
+    for c in summary["cycles"]:
+        rel = c["release"]
+        w, n = c["fleet"]["all"]
+        table.add_row(str(c["cycle"]),
+                      f"{c['data']['episodes']} ({', '.join(f'{k} {v}' for k, v in c['data']['successes_by_source'].items())})",
+                      str(rel["released"]) if rel["released"] else "refused: " + "; ".join(rel["reasons"])[:80],
+                      c["deploy"]["state"] if "deploy" in c else "-", f"{w}/{n} ({100 * w / max(1, n):.0f}%)",
+                      *(f"{a}/{b}" for a, b in (c["fleet"]["tasks"].get(t, [0, 0]) for t in tasks)),
+                      str(c["corrections"]["redone"]), f"{c['seconds'] / 60:.1f}")
+    console.print(table)
+    console.print(f"plot: {summary['plot']}\nsummary: {run_dir / 'flywheel.json'}")
 
 
 # ---------------------------------------------------------------------- exam and release
@@ -1083,13 +1142,15 @@ def rollout_create(
                                                     "before the cohort installs (0: no shadow period)"),
     shadow_divergence: float = typer.Option(0.05, help="abort if a shadowing robot's episode mean action divergence "
                                                        "is above this (rad)"),
+    safety_stops: str = typer.Option("any", help="any: one safety stop on an updated robot aborts; rate: abort if "
+                                                 "updated robots stop more often than the rest (one-sided test)"),
     server: str = _SERVER,
 ) -> None:
     """Start a rollout: a canary cohort first, then growing, with automatic abort and rollback."""
     _print_rollout(_server_call("POST", f"{server}/v1/rollouts", json={
         "release": release, "profile": profile, "canary_share": canary_share, "growth": growth,
         "min_episodes": min_episodes, "success_margin": success_margin, "shadow_steps": shadow_steps,
-        "shadow_divergence": shadow_divergence}))
+        "shadow_divergence": shadow_divergence, "safety_stops": safety_stops}))
 
 
 @rollout_app.command("status")
@@ -1190,15 +1251,19 @@ def fleet_shift(
     profile: str = typer.Option("ah1-sim", help="the robots' hardware profile"),
     server: str = _SERVER,
     trusted_root: Optional[Path] = typer.Option(None, help="root metadata for robots not provisioned yet"),
-    workers: int = typer.Option(2, min=1, help="robots working at once (one process each)"),
+    workers: int = typer.Option(2, min=1, help="robots working at once (one process or Ray task each)"),
     first_seed: int = typer.Option(0, help="scene seed of the first order; robots take consecutive seed ranges"),
     out: Optional[Path] = typer.Option(None, help="write the shift summaries as JSON here"),
+    backend: str = typer.Option("local", help="local (spawned processes), or ray (Ray tasks: a local instance, "
+                                "or the cluster RAY_ADDRESS names)"),
 ) -> None:
-    """The whole fleet works a shift, each robot in its own process, as `academy fleet work` does for one."""
+    """The whole fleet works a shift, each robot in its own process or Ray task, as `academy fleet work` does for one."""
     from academy.exam.profiles import profile as hardware
-    from academy.fleet.robot import run_fleet
+    from academy.fleet.robot import FLEET_BACKENDS, run_fleet
 
     hardware(profile)
+    if backend not in FLEET_BACKENDS:
+        raise typer.BadParameter(f"--backend must be one of {', '.join(FLEET_BACKENDS)}, got '{backend}'")
     serials = [f"AH1-{n:04d}" for n in range(1, robots + 1)]
     per = len(_parse_orders(order, 0))
     orders = {s: _parse_orders(order, first_seed + i * per) for i, s in enumerate(serials)}
@@ -1208,7 +1273,8 @@ def fleet_shift(
     with _progress() as progress:
         bar = progress.add_task("fleet shift (robots done)", total=robots)
         summaries = run_fleet(root, serials, orders, server, profile, trusted_root=trusted_root.read_bytes()
-                              if trusted_root else None, workers=workers, on_robot=lambda s: progress.advance(bar))
+                              if trusted_root else None, workers=workers, on_robot=lambda s: progress.advance(bar),
+                              backend=backend)
     table = Table("serial", "episodes", "successes", "safety stops", "deadline misses", "updates", "battery")
     for s in summaries:
         table.add_row(s["serial"], str(s["episodes"]), str(s["successes"]), str(s["safety_stops"]),

@@ -32,7 +32,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -390,20 +390,67 @@ def _shift_job(args: tuple) -> dict:
     return bot.work(orders).to_dict()
 
 
-def run_fleet(root: str | Path, serials: list[str], orders: dict[str, list[Order]], server: str,
-              profile: str = "ah1-sim", config: RobotConfig | None = None, trusted_root: bytes | None = None,
-              workers: int = 2, on_robot: Callable[[dict], None] | None = None) -> list[dict]:
-    """A shift for every robot of the fleet, each in its own process (``workers`` at a time):
-    robot folders under ``root``; ``orders[serial]`` its orders. Returns the shift summaries."""
+FLEET_BACKENDS = ("local", "ray")
+
+
+def _local_shifts(jobs: list[tuple], workers: int) -> Iterator[dict]:
+    """``_shift_job`` for each job in spawned processes, ``workers`` at a time; summaries as they finish."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     spawn = multiprocessing.get_context("spawn")  # the caller may hold torch threads: fork could hang
-    jobs = [(str(Path(root) / s), s, profile, server, config or RobotConfig(), trusted_root, orders[s]) for s in serials]
-    out = []
     with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
         for fut in as_completed([pool.submit(_shift_job, j) for j in jobs]):
-            out.append(fut.result())
-            if on_robot:
-                on_robot(out[-1])
+            yield fut.result()
+
+
+def _ray_shifts(jobs: list[tuple], workers: int) -> Iterator[dict]:
+    """``_shift_job`` for each job as a Ray task (one CPU each), at most ``workers`` in flight; summaries
+    as they finish. Uses the caller's Ray when it has one, else joins the cluster ``RAY_ADDRESS``
+    names, else starts a local instance with ``workers`` CPUs; Ray started here is shut down here."""
+    import os
+
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("backend 'ray' needs Ray: pip install -e '.[ray]'") from None
+
+    started = not ray.is_initialized()
+    if started and os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False, configure_logging=False)  # a cluster: its nodes bring their own CPUs
+    elif started:
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # a node's own environment may say otherwise: the robot renders offscreen (its torch threads: work() sets 1)
+    task = ray.remote(num_cpus=1, max_retries=0, runtime_env={"env_vars": {"MUJOCO_GL": "egl"}})(_shift_job)
+    waiting, running = list(jobs), []
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                running.append(task.remote(waiting.pop(0)))
+            done, running = ray.wait(running, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        for ref in running:  # a failed robot (or ^C) ends the shift: robots at work stop, work() saves their state
+            ray.cancel(ref)
+        if started:
+            ray.shutdown()
+
+
+def run_fleet(root: str | Path, serials: list[str], orders: dict[str, list[Order]], server: str,
+              profile: str = "ah1-sim", config: RobotConfig | None = None, trusted_root: bytes | None = None,
+              workers: int = 2, on_robot: Callable[[dict], None] | None = None, backend: str = "local") -> list[dict]:
+    """A shift for every robot of the fleet (``workers`` at a time): robot folders under ``root``;
+    ``orders[serial]`` its orders. ``backend`` ``"local"`` runs each robot in its own spawned
+    process, ``"ray"`` as a Ray task (a local instance, or the cluster ``RAY_ADDRESS`` names).
+    ``on_robot`` gets each summary as its robot finishes. Returns the shift summaries by serial."""
+    if backend not in FLEET_BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(FLEET_BACKENDS)}, got '{backend}'")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    jobs = [(str(Path(root) / s), s, profile, server, config or RobotConfig(), trusted_root, orders[s]) for s in serials]
+    out = []
+    for summary in (_ray_shifts if backend == "ray" else _local_shifts)(jobs, workers):
+        out.append(summary)
+        if on_robot:
+            on_robot(summary)
     return sorted(out, key=lambda s: s["serial"])
