@@ -680,12 +680,11 @@ def eval_(
 @app.command()
 def run(
     episodes: int = typer.Option(10, min=1, help="expert episodes per task shown (one video each)"),
-    demos: Optional[int] = typer.Option(None, min=1, help="expert demonstrations per task to learn from "
-                                        "[default: 100; with --cycles 20]"),
+    demos: int = typer.Option(100, min=1, help="expert demonstrations per task to learn from"),
     learn_minutes: Optional[float] = typer.Option(None, min=0.05, help="training time budget [default: 10; with "
-                                                  "--cycles 4 per cycle]"),
+                                                  "--cycles 5 per cycle]"),
     practice_minutes: Optional[float] = typer.Option(None, min=0.0, help="practice budget, 0: skip practice "
-                                                     "[default: 10; with --cycles 1 per cycle]"),
+                                                     "[default: 10; with --cycles 0.5 per cycle]"),
     eval_episodes: int = typer.Option(50, min=1, help="held-out episodes per task, nominal and reality"),
     release: bool = typer.Option(True, help="exam the run's policy and, if the gate passes, publish it as a signed release"),
     workspace: Path = typer.Option(Path("academy-data"), help="workspace directory"),
@@ -695,9 +694,11 @@ def run(
     robots: int = typer.Option(8, min=1, help="with --cycles: physics robots in the fleet"),
     orders: int = typer.Option(24, min=1, help="with --cycles: orders per robot per shift"),
     human_episodes: int = typer.Option(2, min=0, help="with --cycles: people filmed and watched per task (0: none)"),
-    dream_variations: int = typer.Option(200, min=0, help="with --cycles: dreamed variations per task (0: no dream)"),
+    dream_variations: int = typer.Option(100, min=0, help="with --cycles: dreamed variations per task (0: no dream)"),
     exam_episodes: int = typer.Option(12, min=1, help="with --cycles: exam scenes per skill, nominal and reality each"),
     correction_weight: float = typer.Option(3.0, min=0.0, help="with --cycles: how much more often corrections are drawn"),
+    warm_start: bool = typer.Option(True, help="with --cycles: each cycle goes on training the last cycle's policy "
+                                    "(--no-warm-start: afresh)"),
     backend: str = typer.Option("local", help="with --cycles: the fleet's robots as local processes, or ray"),
     limits: Optional[Path] = typer.Option(None, help="with --cycles: the exam's safety limits (JSON; default: the "
                                           "flywheel's, docs/fleet.md)"),
@@ -705,11 +706,11 @@ def run(
     """Run every stage that exists: experts (videos), demonstrations, one policy, practice, evaluations, exam and
     release; with --cycles N, the closed flywheel N times over a fleet of physics robots."""
     if cycles:
-        _flywheel(cycles, demos or 20, learn_minutes or 4.0, 1.0 if practice_minutes is None else practice_minutes,
+        _flywheel(cycles, demos, learn_minutes or 5.0, 0.5 if practice_minutes is None else practice_minutes,
                   workspace, task, robots, orders, human_episodes, dream_variations, exam_episodes, correction_weight,
-                  backend, limits)
+                  warm_start, backend, limits)
         return
-    demos, learn_minutes = demos or 100, learn_minutes or 10.0
+    learn_minutes = learn_minutes or 10.0
     practice_minutes = 10.0 if practice_minutes is None else practice_minutes
     from academy.data import Dataset
     from academy.data.collect import collect as record
@@ -800,15 +801,16 @@ def run(
 
 def _flywheel(cycles: int, demos: int, learn_minutes: float, practice_minutes: float, workspace: Path,
               tasks: list[str], robots: int, orders: int, human_episodes: int, dream_variations: int,
-              exam_episodes: int, correction_weight: float, backend: str, limits: Optional[Path]) -> None:
+              exam_episodes: int, correction_weight: float, warm_start: bool, backend: str,
+              limits: Optional[Path]) -> None:
     from academy.exam.safety import SafetyLimits
-    from academy.flywheel.cycle import FlywheelConfig, Stages, run_flywheel
+    from academy.flywheel.cycle import FlywheelConfig, FlywheelStopped, Stages, run_flywheel
 
     cfg = FlywheelConfig(workspace=str(workspace), cycles=cycles, tasks=tuple(tasks), demos=demos,
                          human_episodes=human_episodes, learn_minutes=learn_minutes, practice_minutes=practice_minutes,
                          dream_variations=dream_variations, exam_episodes=exam_episodes,
                          exam_reality_episodes=exam_episodes, robots=robots, orders=orders,
-                         correction_weight=correction_weight, backend=backend)
+                         correction_weight=correction_weight, warm_start=warm_start, backend=backend)
     if limits:
         cfg.limits = SafetyLimits.load(limits)
     try:
@@ -816,10 +818,15 @@ def _flywheel(cycles: int, demos: int, learn_minutes: float, practice_minutes: f
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     run_dir = workspace / "runs" / (time.strftime("%Y%m%d-%H%M%S") + "-flywheel")
-    with _progress() as progress:
-        summary = run_flywheel(cfg, run_dir, Stages(progress, progress.console.print))
+    try:
+        with _progress() as progress:
+            summary = run_flywheel(cfg, run_dir, Stages(progress, progress.console.print))
+    except FlywheelStopped as e:
+        console.print(f"[red]flywheel stopped: {e}[/red]\n(a policy this poor may need more demonstrations or "
+                      f"training: --demos, --learn-minutes; or other limits: --limits)\nsummary: {run_dir / 'flywheel.json'}")
+        raise typer.Exit(1) from None
     table = Table("cycle", "training episodes (successes by source)", "release", "rollout", "fleet success",
-                  *(f"{t}" for t in tasks), "failures corrected", "minutes")
+                  "rise (one-sided p)", *(f"{t}" for t in tasks), "failures corrected", "minutes")
     for c in summary["cycles"]:
         rel = c["release"]
         w, n = c["fleet"]["all"]
@@ -827,6 +834,7 @@ def _flywheel(cycles: int, demos: int, learn_minutes: float, practice_minutes: f
                       f"{c['data']['episodes']} ({', '.join(f'{k} {v}' for k, v in c['data']['successes_by_source'].items())})",
                       str(rel["released"]) if rel["released"] else "refused: " + "; ".join(rel["reasons"])[:80],
                       c["deploy"]["state"] if "deploy" in c else "-", f"{w}/{n} ({100 * w / max(1, n):.0f}%)",
+                      f"{c['rise']['points']:+.1f} points (p {c['rise']['p']})" if c.get("rise") else "-",
                       *(f"{a}/{b}" for a, b in (c["fleet"]["tasks"].get(t, [0, 0]) for t in tasks)),
                       str(c["corrections"]["redone"]), f"{c['seconds'] / 60:.1f}")
     console.print(table)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from academy.cli import app
 from academy.data import Dataset
-from academy.flywheel.cycle import SHIFT_SEED, FlywheelConfig, run_flywheel, wilson
+from academy.flywheel.cycle import SHIFT_SEED, FlywheelConfig, rise, run_flywheel, wilson
 
 
 def test_two_cycles_feed_the_fleets_episodes_and_corrections_into_the_next_policy(tmp_path):
@@ -56,6 +56,8 @@ def test_two_cycles_feed_the_fleets_episodes_and_corrections_into_the_next_polic
     else:
         assert two["release"]["reasons"]
     assert two["shift"]["episodes"] == 4 and sum(n for _, n in two["fleet"]["releases"].values()) == 4
+    assert one["learn"]["from"] is None and two["learn"]["from"] == one["learn"]["policy"]  # warm start
+    assert "rise" not in one and two["rise"] == rise(one["fleet"]["all"], two["fleet"]["all"])
     assert set(one["stage_seconds"]) >= {"learn", "dream", "exam_and_release", "deploy", "shift", "corrections"}
 
 
@@ -71,3 +73,25 @@ def test_run_cycles_refuses_bad_settings_by_name(args, message, tmp_path):
     r = CliRunner().invoke(app, ["run", "--cycles", "1", "--workspace", str(tmp_path), *args])
     assert r.exit_code == 2 and message in r.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_first_release_refused_by_the_gate_stops_the_flywheel_with_the_reasons(tmp_path):
+    strict = tmp_path / "limits.json"
+    strict.write_text(json.dumps({"joint_limit_margin": 3.0}))  # every joint is always within 3 rad of a stop
+    r = CliRunner().invoke(app, ["run", "--cycles", "2", "--workspace", str(tmp_path / "ws"), "--task", "handover",
+                                 "--demos", "2", "--learn-minutes", "0.05", "--practice-minutes", "0",
+                                 "--dream-variations", "0", "--human-episodes", "0", "--exam-episodes", "1",
+                                 "--robots", "1", "--orders", "1", "--limits", str(strict)])
+    assert r.exit_code == 1 and "flywheel stopped: the first release was refused" in r.output
+    (run,) = (tmp_path / "ws" / "runs").iterdir()
+    summary = json.loads((run / "flywheel.json").read_text())
+    assert "safety limit 'joint_limit' crossed" in summary["stopped"]
+    assert [c["release"]["released"] for c in summary["cycles"]] == [None]
+    assert not (run / "robots").exists()  # no robot was provisioned for nothing
+
+
+def test_rise_is_a_one_sided_two_proportion_test():
+    up = rise([50, 100], [65, 100])
+    assert up["points"] == 15.0 and 0.01 < up["p"] < 0.02  # z = 2.15
+    assert rise([65, 100], [50, 100])["p"] > 0.98
+    assert rise([0, 0], [3, 4]) == {"points": None, "p": None}

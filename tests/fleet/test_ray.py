@@ -20,7 +20,7 @@ def test_a_fleet_works_its_shifts_as_ray_tasks(fleet_home, tmp_path):
         # the rollout only delivers release 1 here: a safety stop (some runs have one in these 40-step
         # episodes) must not abort it before the third robot installs, so stops are judged by rate,
         # which with every robot let in (no baseline) never aborts
-        start_rollout(srv.url, 1, safety_stops="rate")
+        start_rollout(srv.url, 1)
         serials = ["AH1-3121", "AH1-3122", "AH1-3123"]
         orders = {s: [Order("handover", 10 * i + k) for k in range(2)] for i, s in enumerate(serials)}
         seen = []

@@ -218,3 +218,14 @@ def test_input_scales_have_a_floor(checkpoint):
     for norm in [*model.norm.values(), model.action_norm]:
         assert float(norm.std.min()) >= INPUT_STD_FLOOR - 1e-6  # float32
     assert float(model.norm["observation_state"].std.max()) > INPUT_STD_FLOOR  # moving joints keep their own scale
+
+
+def test_training_goes_on_from_a_checkpoint(checkpoint, demos, tmp_path):
+    path, info = checkpoint
+    cfg = TrainConfig(max_steps=50, max_minutes=2, batch_size=64, hidden=64, layers=2, threads=1, init_from=str(path))
+    more = train(demos, tmp_path / "more", cfg)
+    assert more["first_loss"] < 0.8 * info["first_loss"]  # it starts where the checkpoint left off, not afresh
+    before, after = Policy.load(path).model, Policy.load(tmp_path / "more").model
+    assert torch.equal(before.norm["observation_state"].mean, after.norm["observation_state"].mean)  # scales kept
+    with pytest.raises(ValueError, match=r"differs in \['hidden'\]"):
+        train(demos, tmp_path / "wider", TrainConfig(max_steps=1, hidden=32, layers=2, init_from=str(path)))

@@ -54,16 +54,21 @@ DEMO_RANDOMIZATION = {"encoder_offset": (0.0, 0.01)}
 FLYWHEEL_LIMITS = SafetyLimits(joint_limit_margin=-0.01, self_clearance=-0.08)
 
 
+class FlywheelStopped(RuntimeError):
+    """The flywheel cannot go on (the first release refused); flywheel.json says what was measured."""
+
+
 @dataclass
 class FlywheelConfig:
     workspace: str = "academy-data"
     cycles: int = 3
     tasks: tuple[str, ...] = ("handover", "place_part")
-    demos: int = 20  # expert demonstrations per task to start from
+    demos: int = 100  # expert demonstrations per task to start from
     human_episodes: int = 2  # people filmed per task and watched (0: no watch stage)
-    learn_minutes: float = 4.0
-    practice_minutes: float = 1.0  # 0: no practice stage
-    dream_variations: int = 200  # per task (0: no dream stage)
+    learn_minutes: float = 5.0
+    warm_start: bool = True  # each cycle goes on training the last cycle's policy (False: afresh each cycle)
+    practice_minutes: float = 0.5  # 0: no practice stage
+    dream_variations: int = 100  # per task (0: no dream stage)
     dream_fit_minutes: float = 1.0
     dream_check: int = 20  # kept dreams per task replayed in the physics
     exam_episodes: int = 12  # nominal scenes per skill
@@ -132,6 +137,19 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def rise(before: list[int], after: list[int]) -> dict:
+    """The change in success rate from ``before`` to ``after`` ([successes, episodes] each), in
+    points, with the one-sided p of a pooled two-proportion z-test that it did not rise."""
+    (a, n), (b, m) = before, after
+    if not n or not m:
+        return {"points": None, "p": None}
+    pooled = (a + b) / (n + m)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / m))
+    diff = b / m - a / n
+    p = 0.5 * math.erfc(diff / se / math.sqrt(2)) if se else (0.0 if diff > 0 else 1.0)
+    return {"points": round(100 * diff, 1), "p": round(p, 4)}
+
+
 # ---------------------------------------------------------------------- ground (once per workspace)
 def ground(cfg: FlywheelConfig, ui: Stages) -> dict:
     """Expert demonstrations and watched human demonstrations, made once and reused."""
@@ -198,15 +216,16 @@ def training_set(parts: list[str], out: Path) -> dict:
             "successes_by_source": {str(k): int(v) for k, v in ok["academy/source"].value_counts().items()}}
 
 
-def learn(cfg: FlywheelConfig, data: str, out: Path, ui: Stages) -> dict:
+def learn(cfg: FlywheelConfig, data: str, out: Path, ui: Stages, start: str | None = None) -> dict:
+    """One policy on ``data`` (corrections drawn more often); from ``start``'s weights if given."""
     from academy.learn.train import TrainConfig, train
 
-    with ui.bar("learn", 100) as (_, update):
+    with ui.bar("learn" + (" (going on from the last cycle's policy)" if start else ""), 100) as (_, update):
         info = train(data, out, TrainConfig(max_minutes=cfg.learn_minutes, max_steps=10**9, seed=cfg.seed,
-                                            source_weights={"correction": cfg.correction_weight}),
+                                            source_weights={"correction": cfg.correction_weight}, init_from=start),
                      tasks=list(cfg.tasks), on_step=lambda s, loss, done: update(
                          completed=int(100 * done), description=f"learn: step {s}, loss {loss:.3f}"))
-    return {"policy": str(out), "steps": info["steps"], "frames": info["frames"], "episodes": info["episodes"],
+    return {"policy": str(out), "from": start, "steps": info["steps"], "frames": info["frames"], "episodes": info["episodes"],
             "final_loss": info["final_loss"], "val_loss": info["val_loss"]}
 
 
@@ -423,7 +442,8 @@ def run_flywheel(cfg: FlywheelConfig, run_dir: str | Path, ui: Stages | None = N
             ui.log(f"cycle {cycle} of {cfg.cycles}")
             row["data"] = stage("data", training_set, [summary["ground"]["demos"], summary["ground"]["watched"], str(fleet_data),
                                         str(fixes), *dreams], here / "train")
-            row["learn"] = stage("learn", learn, cfg, row["data"]["dataset"], here / "policy", ui)
+            start = summary["cycles"][-1]["learn"]["policy"] if cfg.warm_start and summary["cycles"] else None
+            row["learn"] = stage("learn", learn, cfg, row["data"]["dataset"], here / "policy", ui, start)
             candidate = row["learn"]["policy"]
             if cfg.practice_minutes > 0:
                 row["practice"] = stage("practice", practice, cfg, candidate, here / "practice", ui)
@@ -437,8 +457,11 @@ def run_flywheel(cfg: FlywheelConfig, run_dir: str | Path, ui: Stages | None = N
             if row["release"]["released"]:
                 row["deploy"] = stage("deploy", deploy, cfg, fleet, row["release"]["released"], previous is None, cycle, ui)
             elif previous is None:
-                raise RuntimeError("the first release was refused by the gate, so the fleet has nothing to run: "
-                                   + "; ".join(row["release"]["reasons"]))
+                summary["stopped"] = ("the first release was refused by the gate, so the fleet has nothing to run: "
+                                      + "; ".join(row["release"]["reasons"]))
+                summary["cycles"].append(row)
+                (run_dir / "flywheel.json").write_text(json.dumps(summary, indent=1, default=str))
+                raise FlywheelStopped(summary["stopped"])
             first_seed = SHIFT_SEED + cycle * 10000
             summaries = stage("shift", fleet.work, first_seed, cfg.orders, ui, f"shift: {cfg.robots} robots x {cfg.orders} orders")
             row["shift"] = {k: sum(s[k] for s in summaries) for k in ("episodes", "successes", "safety_stops",
@@ -449,6 +472,8 @@ def run_flywheel(cfg: FlywheelConfig, run_dir: str | Path, ui: Stages | None = N
             with ui.bar("corrections: failures redone on the same robot and scene", None) as (advance, _):
                 row["corrections"] = stage("corrections", corrections, fleet_data, fixes, cfg.workers, DEMO_NOISE,
                                            lambda ok: advance())
+            if summary["cycles"]:
+                row["rise"] = rise(summary["cycles"][-1]["fleet"]["all"], row["fleet"]["all"])
             row["seconds"] = round(time.time() - c0, 1)
             summary["cycles"].append(row)
             summary["plot"] = str(plot(summary["cycles"], run_dir / "flywheel.png"))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from academy.data import Dataset
-from academy.learn.checkpoint import save_checkpoint
+from academy.learn.checkpoint import load_model as load_checkpoint, save_checkpoint
 from academy.learn.actions import HandActions
 from academy.learn.kinematics import HandFK
 from academy.learn.model import ACTION_KEY, INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig, placeholder_stats
@@ -37,6 +37,7 @@ class TrainConfig:
     threads: int = 2
     actions: str = "joints"  # the network's action space: joints or hands (learn/actions.py, docs/learn.md)
     source_weights: dict | None = None  # episode source -> sampling weight (e.g. {"correction": 3}); others 1
+    init_from: str | None = None  # a checkpoint to go on training from (same network; its input scales are kept)
 
 
 class Frames:
@@ -136,9 +137,15 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
     frames = Frames(ds, train_eps, all_tasks, encode)
     weights = _frame_weights(ds, train_eps, cfg.source_weights)
     val = Frames(ds, val_eps, all_tasks, encode) if val_eps else None
-    model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, pcfg))
-    if model.hands is not None:
-        model.set_relative_stats(frames.x[OBS_KEYS[1]], frames.x[OBS_KEYS[2]], frames.prev)
+    if cfg.init_from:  # warm start: the earlier weights with the input and action scales they were made with
+        model = load_checkpoint(cfg.init_from)
+        if model.cfg != pcfg:
+            differ = sorted(k for k in pcfg.__dict__ if getattr(model.cfg, k) != getattr(pcfg, k))
+            raise ValueError(f"cannot go on training {cfg.init_from}: its network differs in {differ}")
+    else:
+        model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, pcfg))
+        if model.hands is not None:
+            model.set_relative_stats(frames.x[OBS_KEYS[1]], frames.x[OBS_KEYS[2]], frames.prev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     zeros = torch.zeros(cfg.batch_size, INSTRUCTION_DIM)
     t0, step, history = time.time(), 0, []
