@@ -697,8 +697,8 @@ def run(
     dream_variations: int = typer.Option(100, min=0, help="with --cycles: dreamed variations per task (0: no dream)"),
     exam_episodes: int = typer.Option(12, min=1, help="with --cycles: exam scenes per skill, nominal and reality each"),
     correction_weight: float = typer.Option(3.0, min=0.0, help="with --cycles: how much more often corrections are drawn"),
-    warm_start: bool = typer.Option(True, help="with --cycles: each cycle goes on training the last cycle's policy "
-                                    "(--no-warm-start: afresh)"),
+    warm_start: bool = typer.Option(False, help="with --cycles: each cycle goes on training the last cycle's policy "
+                                    "instead of training afresh"),
     backend: str = typer.Option("local", help="with --cycles: the fleet's robots as local processes, or ray"),
     limits: Optional[Path] = typer.Option(None, help="with --cycles: the exam's safety limits (JSON; default: the "
                                           "flywheel's, docs/fleet.md)"),

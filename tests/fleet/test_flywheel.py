@@ -18,7 +18,7 @@ def test_two_cycles_feed_the_fleets_episodes_and_corrections_into_the_next_polic
     cfg = FlywheelConfig(workspace=str(tmp_path / "ws"), cycles=2, tasks=("handover",), demos=3, human_episodes=0,
                          learn_minutes=0.1, practice_minutes=0.0, dream_variations=20, dream_fit_minutes=0.05,
                          dream_check=3, exam_episodes=2, exam_reality_episodes=2, robots=2, orders=2,
-                         rollout_orders=1, min_episodes=1)
+                         rollout_orders=1, min_episodes=1, warm_start=True)
     summary = run_flywheel(cfg, tmp_path / "run")
     one, two = summary["cycles"]
     assert json.loads((tmp_path / "run" / "flywheel.json").read_text())["cycles"][1]["cycle"] == 2

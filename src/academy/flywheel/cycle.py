@@ -66,7 +66,7 @@ class FlywheelConfig:
     demos: int = 100  # expert demonstrations per task to start from
     human_episodes: int = 2  # people filmed per task and watched (0: no watch stage)
     learn_minutes: float = 5.0
-    warm_start: bool = True  # each cycle goes on training the last cycle's policy (False: afresh each cycle)
+    warm_start: bool = False  # True: each cycle goes on training the last cycle's policy (docs/flywheel.md)
     practice_minutes: float = 0.5  # 0: no practice stage
     dream_variations: int = 100  # per task (0: no dream stage)
     dream_fit_minutes: float = 1.0
