@@ -393,6 +393,10 @@ def plot(cycles: list[dict], path: Path) -> Path:
         lo, hi = zip(*(wilson(w, n) for w, n in rows))
         ax.errorbar([x + 0.04 * (i - 1) for x in xs], p, yerr=[[a - b for a, b in zip(p, lo)], [b - a for a, b in zip(p, hi)]],
                     marker="o", capsize=3, lw=2.2 if i == 0 else 1.2, label=name)
+    for c in cycles:  # which release the shift ran (a refused candidate leaves the fleet on the last)
+        w, n = c["fleet"]["all"]
+        ax.annotate("release " + ", ".join(sorted(c["fleet"]["releases"])), (c["cycle"], w / n if n else 0),
+                    textcoords="offset points", xytext=(0, -22), ha="center", fontsize=8, color="0.3")
     ax.set_xticks(xs)
     ax.set_xlabel("cycle")
     ax.set_ylabel("success in the fleet's shift")
