@@ -697,6 +697,8 @@ def run(
     dream_variations: int = typer.Option(100, min=0, help="with --cycles: dreamed variations per task (0: no dream)"),
     exam_episodes: int = typer.Option(12, min=1, help="with --cycles: exam scenes per skill, nominal and reality each"),
     correction_weight: float = typer.Option(3.0, min=0.0, help="with --cycles: how much more often corrections are drawn"),
+    learn_steps: Optional[int] = typer.Option(None, min=1, help="with --cycles: a training step budget per cycle "
+                                              "instead of --learn-minutes (the same training on a busy machine)"),
     warm_start: bool = typer.Option(False, help="with --cycles: each cycle goes on training the last cycle's policy "
                                     "instead of training afresh"),
     backend: str = typer.Option("local", help="with --cycles: the fleet's robots as local processes, or ray"),
@@ -708,7 +710,7 @@ def run(
     if cycles:
         _flywheel(cycles, demos, learn_minutes or 5.0, 0.5 if practice_minutes is None else practice_minutes,
                   workspace, task, robots, orders, human_episodes, dream_variations, exam_episodes, correction_weight,
-                  warm_start, backend, limits)
+                  warm_start, backend, limits, learn_steps)
         return
     learn_minutes = learn_minutes or 10.0
     practice_minutes = 10.0 if practice_minutes is None else practice_minutes
@@ -802,7 +804,7 @@ def run(
 def _flywheel(cycles: int, demos: int, learn_minutes: float, practice_minutes: float, workspace: Path,
               tasks: list[str], robots: int, orders: int, human_episodes: int, dream_variations: int,
               exam_episodes: int, correction_weight: float, warm_start: bool, backend: str,
-              limits: Optional[Path]) -> None:
+              limits: Optional[Path], learn_steps: Optional[int]) -> None:
     from academy.exam.safety import SafetyLimits
     from academy.flywheel.cycle import FlywheelConfig, FlywheelStopped, Stages, run_flywheel
 
@@ -810,7 +812,8 @@ def _flywheel(cycles: int, demos: int, learn_minutes: float, practice_minutes: f
                          human_episodes=human_episodes, learn_minutes=learn_minutes, practice_minutes=practice_minutes,
                          dream_variations=dream_variations, exam_episodes=exam_episodes,
                          exam_reality_episodes=exam_episodes, robots=robots, orders=orders,
-                         correction_weight=correction_weight, warm_start=warm_start, backend=backend)
+                         correction_weight=correction_weight, warm_start=warm_start, backend=backend,
+                         learn_steps=learn_steps)
     if limits:
         cfg.limits = SafetyLimits.load(limits)
     try:

@@ -16,7 +16,7 @@ from academy.flywheel.cycle import SHIFT_SEED, FlywheelConfig, rise, run_flywhee
 
 def test_two_cycles_feed_the_fleets_episodes_and_corrections_into_the_next_policy(tmp_path):
     cfg = FlywheelConfig(workspace=str(tmp_path / "ws"), cycles=2, tasks=("handover",), demos=3, human_episodes=0,
-                         learn_minutes=0.1, practice_minutes=0.0, dream_variations=20, dream_fit_minutes=0.05,
+                         learn_steps=40, practice_minutes=0.0, dream_variations=20, dream_fit_minutes=0.05,
                          dream_check=3, exam_episodes=2, exam_reality_episodes=2, robots=2, orders=2,
                          rollout_orders=1, min_episodes=1, warm_start=True)
     summary = run_flywheel(cfg, tmp_path / "run")
@@ -56,6 +56,7 @@ def test_two_cycles_feed_the_fleets_episodes_and_corrections_into_the_next_polic
     else:
         assert two["release"]["reasons"]
     assert two["shift"]["episodes"] == 4 and sum(n for _, n in two["fleet"]["releases"].values()) == 4
+    assert one["learn"]["steps"] == two["learn"]["steps"] == 40  # a step budget, however busy the machine
     assert one["learn"]["from"] is None and two["learn"]["from"] == one["learn"]["policy"]  # warm start
     assert "rise" not in one and two["rise"] == rise(one["fleet"]["all"], two["fleet"]["all"])
     assert set(one["stage_seconds"]) >= {"learn", "dream", "exam_and_release", "deploy", "shift", "corrections"}
@@ -68,7 +69,8 @@ def test_wilson_interval_brackets_the_rate():
 
 
 @pytest.mark.parametrize("args, message", [(["--task", "juggle"], "unknown task"),
-                                           (["--backend", "slurm"], "backend must be")])
+                                           (["--backend", "slurm"], "backend must be"),
+                                           (["--learn-steps", "0"], "--learn-steps")])
 def test_run_cycles_refuses_bad_settings_by_name(args, message, tmp_path):
     r = CliRunner().invoke(app, ["run", "--cycles", "1", "--workspace", str(tmp_path), *args])
     assert r.exit_code == 2 and message in r.output

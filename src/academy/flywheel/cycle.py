@@ -66,6 +66,7 @@ class FlywheelConfig:
     demos: int = 100  # expert demonstrations per task to start from
     human_episodes: int = 2  # people filmed per task and watched (0: no watch stage)
     learn_minutes: float = 5.0
+    learn_steps: int | None = None  # a step budget instead (the same training however busy the machine is)
     warm_start: bool = False  # True: each cycle goes on training the last cycle's policy (docs/flywheel.md)
     practice_minutes: float = 0.5  # 0: no practice stage
     dream_variations: int = 100  # per task (0: no dream stage)
@@ -100,6 +101,8 @@ class FlywheelConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.learn_minutes <= 0:
             raise ValueError(f"learn_minutes must be above 0, got {self.learn_minutes}")
+        if self.learn_steps is not None and self.learn_steps < 1:
+            raise ValueError(f"learn_steps must be at least 1, got {self.learn_steps}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -221,7 +224,9 @@ def learn(cfg: FlywheelConfig, data: str, out: Path, ui: Stages, start: str | No
     from academy.learn.train import TrainConfig, train
 
     with ui.bar("learn" + (" (going on from the last cycle's policy)" if start else ""), 100) as (_, update):
-        info = train(data, out, TrainConfig(max_minutes=cfg.learn_minutes, max_steps=10**9, seed=cfg.seed,
+        steps = cfg.learn_steps is not None  # a step budget: time is no limit
+        info = train(data, out, TrainConfig(max_minutes=10**6 if steps else cfg.learn_minutes,
+                                            max_steps=cfg.learn_steps if steps else 10**9, seed=cfg.seed,
                                             source_weights={"correction": cfg.correction_weight}, init_from=start),
                      tasks=list(cfg.tasks), on_step=lambda s, loss, done: update(
                          completed=int(100 * done), description=f"learn: step {s}, loss {loss:.3f}"))
