@@ -142,15 +142,15 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def rise(before: list[int], after: list[int]) -> dict:
     """The change in success rate from ``before`` to ``after`` ([successes, episodes] each), in
-    points, with the one-sided p of a pooled two-proportion z-test that it did not rise."""
+    points, with the one-sided p that it did not rise (the gate's test with no tolerance: a pooled
+    two-proportion z-test)."""
+    from academy.exam.gate import drop_test
+
     (a, n), (b, m) = before, after
     if not n or not m:
         return {"points": None, "p": None}
-    pooled = (a + b) / (n + m)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / m))
-    diff = b / m - a / n
-    p = 0.5 * math.erfc(diff / se / math.sqrt(2)) if se else (0.0 if diff > 0 else 1.0)
-    return {"points": round(100 * diff, 1), "p": round(p, 4)}
+    _, p = drop_test(b, m, a, n, 0.0)  # H1: the rate after exceeds the rate before
+    return {"points": round(100 * (b / m - a / n), 1), "p": round(p, 4)}
 
 
 # ---------------------------------------------------------------------- ground (once per workspace)
