@@ -28,7 +28,7 @@ Flywheel stages (see docs/architecture.md for what is built):
   deploy    built    update server, robot update agent, staged rollouts (academy serve, agent, rollout)
   fleet     built    robots at work, shadow mode, telemetry, corrections (academy fleet shift, ingest, ...)
   flywheel  built    the closed loop, fleet success per cycle (academy run --cycles N)
-  command   planned  plain-language instructions to skill plans
+  command   built    plain-language instructions to checked skill plans, carried out (academy command, planner)
 """
 
 app = typer.Typer(
@@ -354,6 +354,8 @@ def learn(
     seed: int = typer.Option(0),
     weight: list[str] = typer.Option([], help="SOURCE=W: draw that source's frames W times as often, e.g. "
                                              "correction=3 (fleet failures redone); repeat"),
+    instructions: Optional[Path] = typer.Option(None, help="a planner folder: condition the policy on each skill's "
+                                                           "instruction embedding (academy command)"),
 ) -> None:
     """Train one policy for every task of a dataset (behaviour cloning of action chunks)."""
     from academy.data import DatasetError
@@ -372,7 +374,8 @@ def learn(
         if weights[src] <= 0:
             raise typer.BadParameter(f"--weight {item!r}: the weight must be above 0")
     cfg = TrainConfig(arch=arch, chunk=chunk, hidden=hidden, max_minutes=minutes, max_steps=steps, seed=seed,
-                      obs_noise=noise, prev_noise=prev_noise, actions=actions, source_weights=weights or None)
+                      obs_noise=noise, prev_noise=prev_noise, actions=actions, source_weights=weights or None,
+                      instructions=str(instructions) if instructions else None)
     try:
         with _progress() as progress:
             bar = progress.add_task("learn", total=100)
@@ -380,7 +383,7 @@ def learn(
                          on_step=lambda s, loss, done: progress.update(
                              bar, completed=int(100 * done), description=f"learn: step {s}, loss {loss:.3f}"))
             progress.update(bar, completed=100)
-    except (DatasetError, ValueError) as e:
+    except (DatasetError, ValueError, RuntimeError) as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from None
     console.print(f"{info['steps']} steps in {info['seconds']} s on {info['frames']} frames "
@@ -939,6 +942,8 @@ def release_publish(
     episodes: int = typer.Option(24, min=1, help="nominal scenes per skill, if the exam runs here"),
     reality_episodes: int = typer.Option(16, min=0, help="reality-robot scenes per skill, if the exam runs here"),
     note: str = typer.Option("", help="a note kept with the release"),
+    planner: Optional[Path] = typer.Option(None, help="an examined planner folder to ship with it (default: the "
+                                                      "current release's planner, if any)"),
     home: Path = _HOME,
     db: Optional[str] = _DB,
 ) -> None:
@@ -953,8 +958,9 @@ def release_publish(
         with _progress() as progress:
             bar = progress.add_task("exam", total=None)
             pub = rh.publish(policy, report, _exam_config(episodes, reality_episodes), note,
-                             on_episodes=lambda done, total: progress.update(bar, completed=done, total=total))
-    except GateRefused as e:
+                             on_episodes=lambda done, total: progress.update(bar, completed=done, total=total),
+                             planner=planner)
+    except (GateRefused, ValueError) as e:
         console.print(str(e))
         raise typer.Exit(1)
     console.print(_exam_table(pub.exam, pub.decision))
@@ -1346,3 +1352,161 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------------------------- command
+planner_app = typer.Typer(help="Instruction planners: build, examine, point at a chat endpoint, release.",
+                          no_args_is_help=True, add_completion=False)
+app.add_typer(planner_app, name="planner")
+_PLANNER = typer.Option(None, help="planner folder (default: the built-in offline planner, built on first use)")
+HELDOUT_SET = Path("tests/data/instructions-heldout.jsonl")
+
+
+def _plan_table(plan) -> Table:
+    table = Table("step", "skill", "arguments", "from the words")
+    for i, s in enumerate(plan.steps, 1):
+        table.add_row(str(i), s.skill, json.dumps(s.args), s.clause)
+    return table
+
+
+@app.command("command")
+def command_(
+    text: str = typer.Argument(..., help='the instruction, e.g. "put the red cells in their bin, then seat the part"'),
+    planner: Optional[Path] = _PLANNER,
+    policy: Optional[Path] = typer.Option(None, help="carry the plan out with this policy (checkpoint folder)"),
+    bundle: Optional[Path] = typer.Option(None, help="a release bundle (or a robot's installed slot): its planner "
+                                                     "and its policy"),
+    robot: Optional[str] = typer.Option(None, help="a reality robot's serial (default: the nominal simulation)"),
+    seed: int = typer.Option(0, help="scene seed of the first step (each next step +1)"),
+    video: Optional[Path] = typer.Option(None, help="write one mp4 per step into this folder"),
+    as_json: bool = typer.Option(False, "--json", help="print the plan (and outcome) as JSON"),
+) -> None:
+    """Plain words to a checked plan of skills; with --policy or --bundle, carried out on a robot."""
+    from academy.command.planner import PlannerError, load_planner
+    from academy.command.run import CommandError, carry_out
+
+    if bundle is not None:
+        if not (bundle / "policy").is_dir():
+            raise typer.BadParameter(f"{bundle} is not a release bundle: no policy/ folder")
+        policy = policy or bundle / "policy"
+        planner = planner or (bundle / "planner" if (bundle / "planner").is_dir() else None)
+    try:
+        p = load_planner(planner)
+        plan = p.plan(text)
+    except (PlannerError, RuntimeError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    if as_json and policy is None:
+        print(json.dumps(plan.to_dict(), indent=1))
+    elif plan.ok:
+        console.print(f"plan ({plan.planner}):")
+        console.print(_plan_table(plan))
+    if not plan.ok:
+        if not as_json:
+            console.print(f"refused ({plan.refused.kind}): {plan.refused.reason}"
+                          + (f'\n  in: "{plan.refused.clause}"' if plan.refused.clause else ""))
+        raise typer.Exit(3)
+    if policy is None:
+        return
+    try:
+        outcome = carry_out(plan, policy, p, robot, seed, video, on_step=None if as_json else lambda s: console.print(
+            f"step {s['step']} {s['skill']}: {'done' if s['success'] else 'FAILED'} in {s['seconds']} s"
+            + (f" ({s['video']})" if "video" in s else "")))
+    except (CommandError, ValueError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps({"plan": plan.to_dict(), "outcome": outcome}, indent=1))
+    else:
+        cond = "its instruction vectors" if outcome["conditioned_on_instructions"] else \
+            "task index only (trained without instructions)"
+        console.print(f"{'done' if outcome['success'] else 'not done'} on {outcome['robot']}: "
+                      f"{sum(s['success'] for s in outcome['steps'])}/{len(plan.steps)} steps; policy conditioned on {cond}")
+    if not outcome["success"]:
+        raise typer.Exit(1)
+
+
+@planner_app.command("build")
+def planner_build(
+    out: Path = typer.Option(Path("academy-data/planner/custom"), help="planner folder to write"),
+    version: str = typer.Option("1.0.0", help="the planner's version"),
+    threshold: float = typer.Option(0.45, min=0.0, max=1.0, help="least similarity to an exemplar for a skill"),
+) -> None:
+    """Write an offline (embedding) planner folder."""
+    from academy.command.planner import build_planner
+
+    build_planner(out, version, threshold)
+    console.print(f"planner {version}: {out}  (examine it: academy planner exam --planner {out})")
+
+
+@planner_app.command("chat")
+def planner_chat(
+    endpoint: str = typer.Option(..., help="an OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 (Ollama)"),
+    model: str = typer.Option(..., help="the model name the endpoint serves"),
+    out: Path = typer.Option(Path("academy-data/planner/chat"), help="planner folder to write"),
+    version: str = typer.Option("1.0.0"),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="environment variable holding the key, if it needs one"),
+) -> None:
+    """Write a planner folder that plans through a chat endpoint (JSON-schema output)."""
+    from academy.command.chat import write_chat_planner
+
+    write_chat_planner(out, endpoint, model, version=version, api_key_env=api_key_env)
+    console.print(f"chat planner: {out}  (academy command --planner {out} \"...\")")
+
+
+@planner_app.command("exam")
+def planner_exam(
+    planner: Optional[Path] = _PLANNER,
+    instruction_set: Path = typer.Option(HELDOUT_SET, "--set", help="instruction set (JSON lines)"),
+    out: Optional[Path] = typer.Option(None, help="also write the full report here"),
+    show: int = typer.Option(10, help="wrong answers to print"),
+) -> None:
+    """The planner's exam: plan accuracy on an instruction set, latency after load; kept in the planner folder."""
+    from academy.command.exam import GOALS, InstructionSetError, examine, save_exam
+    from academy.command.planner import PlannerError, default_planner_dir, load_planner
+
+    folder = planner or default_planner_dir()
+    try:
+        report = examine(load_planner(folder), instruction_set)
+    except (InstructionSetError, PlannerError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    save_exam(folder, report)
+    if out:
+        out.write_text(json.dumps(report, indent=1))
+    table = Table("measure", "value", "goal")
+    table.add_row("plan accuracy", f"{report['accuracy']:.1%} ({report['plans_right'] + report['refusals_right']}"
+                  f"/{report['n']})", f">= {GOALS['accuracy']:.0%}")
+    table.add_row("plans right", f"{report['plans_right']}/{report['plans']}", "")
+    table.add_row("refusals right (kind too)", f"{report['refusals_right']}/{report['refusals']}", "")
+    table.add_row("refused when it should plan", str(report["false_refusals"]), "")
+    table.add_row("latency p50 / p99", f"{report['latency_ms']['p50']:.1f} / {report['latency_ms']['p99']:.1f} ms",
+                  f"p99 <= {GOALS['p99_ms']:.0f} ms")
+    console.print(table)
+    for w in report["wrong"][:show]:
+        console.print(f"  wrong: \"{w['text']}\" expected {json.dumps(w['expected'])} got {json.dumps(w['got'])}")
+    console.print(f"{'passed' if report['passed'] else 'FAILED'}; report kept in {folder / 'exam.json'}")
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+@planner_app.command("publish")
+def planner_publish(
+    planner: Path = typer.Option(..., help="an examined planner folder"),
+    note: str = typer.Option("", help="a note kept with the release"),
+    home: Path = _HOME,
+    db: Optional[str] = _DB,
+) -> None:
+    """A new release with this planner and the current release's policy unchanged."""
+    from academy.release.publish import ReleaseHome
+
+    rh = ReleaseHome(home, db)
+    try:
+        pub = rh.publish_planner(planner, note)
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    d = pub.delta
+    console.print(f"release {pub.release} (parent {pub.manifest['parent']}): planner "
+                  f"{pub.manifest['planner']['version']}, policy unchanged; as a delta {d['delta_bytes'] / 1e3:.1f} kB "
+                  f"of {d['full_bytes'] / 1e6:.1f} MB ({d['ratio']:.2%})")

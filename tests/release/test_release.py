@@ -5,30 +5,12 @@ import pytest
 from typer.testing import CliRunner
 
 from academy.cli import app
-from academy.exam.exam import ExamConfig, run_exam
-from academy.exam.safety import KINDS
 from academy.practice.residual import ResidualActorCritic, default_scale, feature_dim, save_residual
 from academy.release.bundle import (BundleError, assemble, build_bundle, chunk_path, delta, load_manifest,
                                     store_chunks, verify_bundle)
 from academy.release.publish import GateRefused, ReleaseHome
 from academy.release.registry import Registry, ReleaseError
 from academy.release.signing import SigningError, SigningRepo, TufVerifier, directory_url
-
-
-@pytest.fixture(scope="module")
-def real_exam(tiny_policy):
-    return run_exam(str(tiny_policy), ["handover"], ExamConfig(episodes=1, reality_episodes=0, latency_calls=50))
-
-
-@pytest.fixture(scope="module")
-def exam_report(real_exam):
-    """The tiny policy (60 training steps) flails: its real exam crosses safety limits and the gate
-    refuses it (test_the_gate_refuses_the_tiny_policy). The release mechanics below are tested on
-    the same report with its safety counts cleared."""
-    report = json.loads(json.dumps(real_exam))
-    for skill in report["skills"].values():
-        skill["safety"] = {k: (0 if k in KINDS else v) for k, v in skill["safety"].items()} | {"worst": {}}
-    return report
 
 
 def test_the_gate_refuses_the_tiny_policy(tiny_policy, real_exam, tmp_path):

@@ -24,6 +24,7 @@ import torch
 
 from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig, net_action_dim, placeholder_stats
 
+INSTRUCTIONS_FILE = "instructions.json"  # each task's instruction vector, when trained with them
 INPUT_NAMES = ["state", "env", "goal", "task", "instruction", "previous_action"]
 
 

@@ -1,7 +1,8 @@
 """The one policy interface every later stage uses: ``Policy.act(obs_batch) -> actions``.
 
 ``obs_batch`` maps the dataset's observation keys to (B, dim) arrays, plus ``task`` (B,) task
-indices or names and, optionally, ``instruction`` (B, 64). The policy remembers the actions it
+indices or names and, optionally, ``instruction`` (B, 64); without it, each task's own vector
+when the network was trained with instructions (``instructions.json``), else zeros. The policy remembers the actions it
 returned (the previous-action input); ``reset`` starts new episodes. ``act`` returns (B, 28) joint
 targets for this control step: a network that predicts hand poses has them solved to joints by
 IK here (``learn/actions.py``), so every caller sees joint targets. Chunks are executed with temporal ensembling (ACT): each step
@@ -13,19 +14,20 @@ correction to those joint targets; the network's previous-action input stays its
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from academy.learn.checkpoint import load_model
+from academy.learn.checkpoint import INSTRUCTIONS_FILE, load_model
 from academy.learn.actions import HandSolver
 from academy.learn.model import INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, net_action_dim
 
 
 class Policy:
     def __init__(self, model: ChunkPolicy, execution: str = "ensemble", ensemble_m: float = 0.01, replan: int = 5,
-                 residual=None):
+                 residual=None, instructions: dict | None = None):
         if execution not in ("ensemble", "receding"):
             raise ValueError(f"execution must be 'ensemble' or 'receding', got '{execution}'")
         self.model = model.eval()
@@ -33,6 +35,10 @@ class Policy:
         self.execution, self.m, self.replan = execution, ensemble_m, replan
         self.solver = HandSolver() if self.cfg.actions == "hands" else None
         self.residual = residual  # practice's correction (academy.practice.residual), if any
+        # each task's instruction vector when the network was trained with them (else zeros)
+        self.instructions = np.zeros((len(self.cfg.tasks), INSTRUCTION_DIM), np.float32)
+        for t, v in ((instructions or {}).get("vectors") or {}).items():
+            self.instructions[self.cfg.tasks.index(t)] = v
         self.reset(1)
 
     @classmethod
@@ -40,7 +46,10 @@ class Policy:
         """A policy folder; a practiced one (with residual.json) acts with its residual unless ``base_only``."""
         from academy.practice.residual import load_residual
 
-        return cls(load_model(path), residual=None if base_only else load_residual(path), **kw)
+        file = Path(path) / INSTRUCTIONS_FILE
+        instructions = json.loads(file.read_text()) if file.exists() else None
+        return cls(load_model(path), residual=None if base_only else load_residual(path), instructions=instructions,
+                   **kw)
 
     @property
     def tasks(self) -> list[str]:
@@ -92,7 +101,7 @@ class Policy:
                 raise ValueError(f"'{k}' must be (B, {self.cfg.obs_dims[k]}), got {tuple(v.shape)}")
         task = self._task_indices(obs, B)
         instr = obs.get("instruction")
-        instr = torch.zeros(B, INSTRUCTION_DIM) if instr is None else torch.as_tensor(np.asarray(instr, np.float32))
+        instr = torch.as_tensor(self.instructions[task] if instr is None else np.asarray(instr, np.float32))
         if self._prev is None or self._fresh is not None:
             with torch.inference_mode():
                 measured = self.model.encode_actions(x[0][:, : self.cfg.action_dim])
@@ -161,14 +170,18 @@ class Policy:
 class PolicyAgent:
     """A Policy as a single-robot agent (``reset(obs)``, ``act(obs)``) for the env loop."""
 
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, instruction: np.ndarray | None = None):
         self.policy = policy
+        self.instruction = None if instruction is None else np.asarray(instruction, np.float32)[None]
 
     def reset(self, obs: dict) -> None:
         self.policy.reset(1)
 
     def act(self, obs: dict) -> np.ndarray:
-        return self.policy.act(env_obs_batch([obs]))[0]
+        batch = env_obs_batch([obs])
+        if self.instruction is not None:
+            batch["instruction"] = self.instruction
+        return self.policy.act(batch)[0]
 
 
 def env_obs_batch(observations: list[dict]) -> dict:

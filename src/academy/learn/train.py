@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 from academy.data import Dataset
-from academy.learn.checkpoint import load_model as load_checkpoint, save_checkpoint
+from academy.learn.checkpoint import INSTRUCTIONS_FILE, load_model as load_checkpoint, save_checkpoint
 from academy.learn.actions import HandActions
 from academy.learn.kinematics import HandFK
 from academy.learn.model import ACTION_KEY, INSTRUCTION_DIM, OBS_KEYS, ChunkPolicy, PolicyConfig, placeholder_stats
@@ -38,6 +39,7 @@ class TrainConfig:
     actions: str = "joints"  # the network's action space: joints or hands (learn/actions.py, docs/learn.md)
     source_weights: dict | None = None  # episode source -> sampling weight (e.g. {"correction": 3}); others 1
     init_from: str | None = None  # a checkpoint to go on training from (same network; its input scales are kept)
+    instructions: str | None = None  # a planner folder: condition on each task's skill-text embedding (command stage)
 
 
 class Frames:
@@ -147,7 +149,11 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         if model.hands is not None:
             model.set_relative_stats(frames.x[OBS_KEYS[1]], frames.x[OBS_KEYS[2]], frames.prev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    zeros = torch.zeros(cfg.batch_size, INSTRUCTION_DIM)
+    table = torch.zeros(len(all_tasks), INSTRUCTION_DIM)  # each task's instruction; zeros: none
+    instructions = None
+    if cfg.instructions:
+        instructions = instruction_table(cfg.instructions, all_tasks)
+        table = torch.tensor([instructions["vectors"].get(t, [0.0] * INSTRUCTION_DIM) for t in all_tasks])
     t0, step, history = time.time(), 0, []
 
     def loss_on(data: Frames, idx: torch.Tensor, noise: float) -> torch.Tensor:
@@ -157,7 +163,7 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
             x = {k: v + noise * torch.randn_like(v) * model.norm[k.replace(".", "_")].std for k, v in x.items()}
             prev_noise = noise if cfg.prev_noise is None else cfg.prev_noise
             prev = prev + prev_noise * torch.randn_like(prev) * model.action_norm.std
-        pred = model.forward_normalized(x[OBS_KEYS[0]], x[OBS_KEYS[1]], x[OBS_KEYS[2]], task, zeros[: len(idx)], prev)
+        pred = model.forward_normalized(x[OBS_KEYS[0]], x[OBS_KEYS[1]], x[OBS_KEYS[2]], task, table[task], prev)
         return torch.nn.functional.l1_loss(pred, model.delta_norm(target - prev[:, None]))
 
     model.train()
@@ -195,5 +201,18 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         "loss_curve": history, "train": cfg.__dict__,
     }
     save_checkpoint(out, model, info)
+    if instructions:
+        (Path(out) / INSTRUCTIONS_FILE).write_text(json.dumps(instructions))
     return info
+
+
+def instruction_table(planner_dir: str, tasks: list[str]) -> dict:
+    """Each task's conditioning vector from a planner: the embedding of its skill's normal form."""
+    from academy.command.planner import read_spec, skill_vector
+
+    spec = read_spec(planner_dir)
+    skills = [t for t in tasks if t in spec.get("skill_vectors", {})]
+    return {"planner": f"{spec['kind']}-{spec['version']}", "planner_dir": str(Path(planner_dir).resolve()),
+            "texts": {t: spec["skill_texts"][t] for t in skills},
+            "vectors": {t: skill_vector(spec, t).tolist() for t in skills}}
 

@@ -10,7 +10,12 @@ sha256, and each file's 64 KiB chunks by sha256:
   (joint order, zero offsets, ranges, control rate);
 - ``safety_limits.json``: the limits the exam checked, which the robot's runtime enforces;
 - ``hardware_profiles.json``: the profiles the policy fits and the latency and memory measured;
-- ``exam.json``: the exam report, per episode.
+- ``exam.json``: the exam report, per episode;
+- ``planner/`` (when the release has one): the instruction planner (``academy.command``), with its
+  own version and its own exam (``planner/exam.json``). It ships apart from the policy weights: a
+  policy release carries the current planner over unchanged, and a planner release
+  (``ReleaseHome.publish_planner``) carries the current policy over, so a delta holds only the part
+  that changed.
 
 The manifest also carries the release number, the parent release and the fitted profiles.
 Chunks live in a content-addressed store (``chunks/<2 hex>/<sha256>``). A release ships as a
@@ -39,7 +44,8 @@ from academy.sim.tasks import REGISTRY
 
 FORMAT = "academy-bundle/1"
 CHUNK = 64 * 1024
-POLICY_FILES = ("config.json", "stats.json", "weights.pt", "model.onnx", "residual.json", "residual.pt")
+POLICY_FILES = ("config.json", "stats.json", "weights.pt", "model.onnx", "residual.json", "residual.pt",
+                "instructions.json")
 REQUIRED_ARMS = {"handover": ["right", "left"], "place_part": ["right"], "sort_cells": ["right", "left"]}
 
 
@@ -84,8 +90,40 @@ def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1, sort_keys=True))
 
 
+def add_planner(planner_dir: str | Path, out: Path) -> dict:
+    """Copy a planner folder (examined and passed) into ``out/planner``; its manifest entry."""
+    from academy.command.exam import passed_exam
+    from academy.command.planner import EXAM_FILE, PLANNER_FILES, planner_digest, read_spec
+
+    planner_dir = Path(planner_dir)
+    spec, report = read_spec(planner_dir), passed_exam(planner_dir)
+    (out / "planner").mkdir()
+    for f in (*PLANNER_FILES, EXAM_FILE):
+        if (planner_dir / f).exists():
+            shutil.copyfile(planner_dir / f, out / "planner" / f)
+    return {"kind": spec["kind"], "version": spec["version"], "sha256": planner_digest(planner_dir),
+            "exam": {"accuracy": report["accuracy"], "n": report["n"], "p99_ms": report["latency_ms"]["p99"]}}
+
+
+def check_conditioning(policy_dir: Path, planner_dir: Path) -> None:
+    """A policy trained with instruction vectors ships only with a planner that has the same ones."""
+    import numpy as np
+
+    from academy.command.planner import read_spec
+
+    file = policy_dir / "instructions.json"
+    if not file.exists():
+        return
+    trained = json.loads(file.read_text())["vectors"]
+    have = read_spec(planner_dir).get("skill_vectors") or {}
+    differ = [t for t, v in trained.items() if t not in have or float(np.dot(v, have[t])) < 0.999]
+    if differ:
+        raise BundleError(f"the planner {planner_dir} would condition {differ} with other vectors than the policy "
+                          "was trained with: ship the planner of its instructions.json, or train the policy again")
+
+
 def build_bundle(policy_dir: str | Path, exam: dict, release: int, parent: int | None, out: str | Path,
-                 limits: SafetyLimits | None = None) -> dict:
+                 limits: SafetyLimits | None = None, planner_dir: str | Path | None = None) -> dict:
     """Write a bundle folder at ``out`` (replaced if present) and return its manifest."""
     policy_dir, out = Path(policy_dir), Path(out)
     if release < 1:
@@ -109,6 +147,10 @@ def build_bundle(policy_dir: str | Path, exam: dict, release: int, parent: int |
     _write_json(out / "hardware_profiles.json", {"fits": fits, "measured": inference,
                                                   "profiles": {n: PROFILES[n].__dict__ for n in fits}})
     _write_json(out / "exam.json", exam)
+    planner = None
+    if planner_dir is not None:
+        check_conditioning(policy_dir, Path(planner_dir))
+        planner = add_planner(planner_dir, out)
     files = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         data = path.read_bytes()
@@ -117,7 +159,7 @@ def build_bundle(policy_dir: str | Path, exam: dict, release: int, parent: int |
     manifest = {"format": FORMAT, "release": int(release), "parent": parent,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "policy_sha256": policy_digest(policy_dir), "skills": skills, "hardware_profiles": fits,
-                "safety_limits": limits.to_dict(), "chunk_size": CHUNK, "files": files}
+                "safety_limits": limits.to_dict(), "planner": planner, "chunk_size": CHUNK, "files": files}
     _write_json(out / "manifest.json", manifest)
     return manifest
 

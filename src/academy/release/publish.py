@@ -82,9 +82,20 @@ class ReleaseHome:
         return decision, (current["number"] if current else None)
 
     # ------------------------------------------------------------------ publish
+    def planner_of(self, release: int | None) -> Path | None:
+        """The planner folder a release's bundle carries, if any."""
+        folder = self.bundle_dir(release) / "planner" if release else None
+        return folder if folder is not None and (folder / "planner.json").exists() else None
+
     def publish(self, policy: str, exam: dict | None = None, cfg: ExamConfig | None = None, note: str = "",
-                on_episodes=None) -> Published:
+                on_episodes=None, planner: str | Path | None = None) -> Published:
+        """``planner``: a planner folder that passed its own exam; without it the current release's
+        planner (if any) is carried over unchanged."""
         self.require_init()
+        if planner is not None:
+            from academy.command.exam import passed_exam
+
+            passed_exam(planner)  # refused before the policy's exam is spent
         reg = self.registry
         if exam is None:
             exam, decision, against = self.examine(policy, cfg, on_episodes)
@@ -93,7 +104,7 @@ class ReleaseHome:
         if not decision.passed:
             reg.record_exam(exam, False, decision.reasons, against)
             raise GateRefused(decision, against, exam)
-        pub = self._release(policy, exam, decision.to_dict(), against, note)
+        pub = self._release(policy, exam, decision.to_dict(), against, note, planner or self.planner_of(against))
         reg.record_exam(exam, True, [], against, release=pub.release)
         reg.master(newly_mastered(exam), pub.release)
         return Published(pub.release, pub.manifest, decision, pub.delta, exam)
@@ -106,14 +117,35 @@ class ReleaseHome:
         self.require_init()
         old = self.registry.get(previous)
         pub = self._release(str(self.bundle_dir(previous) / "policy"), old["exam"],
-                            {"passed": True, "rollback_of": previous}, self.registry.last_number() or None, note)
+                            {"passed": True, "rollback_of": previous}, self.registry.last_number() or None, note,
+                            self.planner_of(previous))
         return pub.release
 
-    def _release(self, policy: str, exam: dict, gate_record: dict, parent: int | None, note: str) -> Published:
+    def publish_planner(self, planner: str | Path, note: str = "") -> Published:
+        """A new release with a new planner and the current release's policy, unchanged: the planner
+        updates on its own. Its gate is the planner's own exam (and, for a policy trained with
+        instructions, the same instruction vectors); the policy's exam stands as it was."""
+        from academy.command.exam import passed_exam
+
+        self.require_init()
+        current = self.registry.current()
+        if current is None:
+            raise ReleaseError("no release yet: a planner ships beside a policy, so publish a policy first")
+        report = passed_exam(planner)
+        old = self.registry.get(current["number"])
+        return self._release(str(self.bundle_dir(current["number"]) / "policy"), old["exam"],
+                             {"passed": True, "planner_update_of": current["number"], "planner_exam": {
+                                 "accuracy": report["accuracy"], "p99_ms": report["latency_ms"]["p99"]}},
+                             current["number"], note, planner)
+
+    def _release(self, policy: str, exam: dict, gate_record: dict, parent: int | None, note: str,
+                 planner: str | Path | None = None) -> Published:
         reg = self.registry
         number = reg.last_number() + 1
         out = self.bundle_dir(number)
-        manifest = build_bundle(policy, exam, number, parent, out)
+        if planner is not None and Path(planner).resolve().is_relative_to(out.resolve()):
+            raise ReleaseError(f"the planner {planner} lies inside the bundle being built")
+        manifest = build_bundle(policy, exam, number, parent, out, planner_dir=planner)
         store_chunks(out, manifest, self.signing.chunks_dir)
         manifest_bytes = (out / "manifest.json").read_bytes()
         info = self.signing.add_target(manifest_target_path(number), manifest_bytes,

@@ -26,6 +26,14 @@ from academy.sim.world import (
 # The cells' start region: the centre of the bench that both arms reach (see docs/robot.md).
 REGION_CENTRE = np.array([0.335, 0.0])
 REGION_HALF = np.array([0.065, 0.10])
+ALL_COLOURS = 2 ** len(COLOURS) - 1
+
+
+def colour_mask(colours: list[str] | str) -> int:
+    """The ``colours`` knob for a list of colour names (or "all")."""
+    if colours == "all":
+        return ALL_COLOURS
+    return sum(1 << COLOURS.index(c) for c in set(colours))
 
 
 @register
@@ -37,6 +45,8 @@ class SortCells(Task):
         Knob("n_colours", 3, 2, 3, "number of distinct cell colours", integer=True),
         Knob("spread", 0.6, 0.0, 1.0, "size of the start region, 0 = tight, 1 = whole band"),
         Knob("clutter", 0.0, 0.0, 1.0, "how close cells may stand: 0 = loose, 1 = 12 mm closer"),
+        Knob("colours", ALL_COLOURS, 1, ALL_COLOURS, "which colours to sort, a bit mask over red, green, blue "
+             "(1 red, 2 green, 4 blue; 7 every cell): the others stay where they are asked or not", integer=True),
     )
     max_seconds = 4.0
 
@@ -65,13 +75,19 @@ class SortCells(Task):
             else:
                 world.park(data, [name])
         world.park(data, ["part"])
-        return {"bins": bins}
+        mask = self.difficulty["colours"]
+        if mask == ALL_COLOURS:
+            return {"bins": bins}
+        return {"bins": bins, "sort": [i for i, b in enumerate(bins) if mask >> b & 1]}
+
+    def _to_sort(self, goal: dict) -> list[int]:
+        return goal.get("sort", range(len(goal["bins"])))
 
     def goal_vector(self, goal: dict) -> np.ndarray:
         v = np.zeros((N_CELLS, 1 + len(COLOURS)))
-        for i, b in enumerate(goal["bins"]):
+        for i in self._to_sort(goal):  # a cell not to be sorted has the row of no cell
             v[i, 0] = 1.0
-            v[i, 1 + b] = 1.0
+            v[i, 1 + goal["bins"][i]] = 1.0
         return pad_goal(v)
 
     def _cell_in_bin(self, world: Workcell, data: mujoco.MjData, i: int, b: int) -> bool:
@@ -81,13 +97,14 @@ class SortCells(Task):
         return bool(np.all(d < BIN_INNER_HALF) and BENCH_TOP_Z < pos[2] < BIN_RIM_Z + 0.02)
 
     def success(self, world: Workcell, data: mujoco.MjData, goal: dict) -> bool:
-        return all(self._cell_in_bin(world, data, i, b) for i, b in enumerate(goal["bins"]))
+        return all(self._cell_in_bin(world, data, i, goal["bins"][i]) for i in self._to_sort(goal))
 
     def reward(self, world: Workcell, data: mujoco.MjData, goal: dict) -> float:
         if self.success(world, data, goal):
             return 1.0
         scores, next_cell = [], None
-        for i, b in enumerate(goal["bins"]):
+        for i in self._to_sort(goal):
+            b = goal["bins"][i]
             if self._cell_in_bin(world, data, i, b):
                 scores.append(1.0)
                 continue

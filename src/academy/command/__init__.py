@@ -1,0 +1,1 @@
+"""System 2: plain-language instructions become checked plans of skills (academy command)."""
