@@ -1398,11 +1398,13 @@ def command_(
         raise typer.Exit(1) from None
     if as_json and policy is None:
         print(json.dumps(plan.to_dict(), indent=1))
-    elif plan.ok:
+    elif plan.ok and not as_json:
         console.print(f"plan ({plan.planner}):")
         console.print(_plan_table(plan))
     if not plan.ok:
-        if not as_json:
+        if as_json and policy is not None:
+            print(json.dumps({"plan": plan.to_dict(), "outcome": None}, indent=1))
+        elif not as_json:
             console.print(f"refused ({plan.refused.kind}): {plan.refused.reason}"
                           + (f'\n  in: "{plan.refused.clause}"' if plan.refused.clause else ""))
         raise typer.Exit(3)

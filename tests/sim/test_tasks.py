@@ -26,6 +26,25 @@ def test_sort_cells_success_only_when_every_cell_is_in_its_bin():
     assert not env.task.success(w, d, goal)
 
 
+def test_sort_cells_colours_knob_asks_only_for_those_cells():
+    from academy.sim.tasks.sort_cells import colour_mask
+
+    env = WorkcellEnv("sort_cells", {"n_cells": 6, "colours": colour_mask(["red"])})
+    env.reset(4)
+    w, d, goal = env.world, env.data, env.goal
+    red = [i for i, b in enumerate(goal["bins"]) if b == 0]
+    assert goal["sort"] == red and 0 < len(red) < 6
+    rows = env.task.goal_vector(goal)[: 6 * 4].reshape(6, 4)
+    assert all(rows[i, 0] == (i in red) for i in range(6))  # a cell not asked for reads as no cell
+    for i in red:
+        w.set_object_pose(d, f"cell_{i}", [*w.bin_centre(0), BENCH_TOP_Z + 0.045])
+    _settle(env)
+    assert env.task.success(w, d, goal)  # the other colours stayed on the bench
+    full = WorkcellEnv("sort_cells", {"n_cells": 6})
+    full.reset(4)
+    assert full.goal == {"bins": goal["bins"]}  # the same scene; without the knob, the goal is as before
+
+
 def test_sort_cells_lists_cells_farthest_from_the_robot_first():
     env = WorkcellEnv("sort_cells", {"n_cells": 5, "spread": 1.0})
     for seed in range(5):

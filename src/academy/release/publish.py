@@ -10,6 +10,7 @@ table with the gate's reasons, and ``GateRefused`` carries them to the caller.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,11 @@ class ReleaseHome:
         return decision, (current["number"] if current else None)
 
     # ------------------------------------------------------------------ publish
+    def bundle_exam(self, release: int) -> dict:
+        """The exam report a release's bundle carries (the registry keeps a lean copy)."""
+        path = self.bundle_dir(release) / "exam.json"
+        return json.loads(path.read_text()) if path.exists() else self.registry.get(release)["exam"]
+
     def planner_of(self, release: int | None) -> Path | None:
         """The planner folder a release's bundle carries, if any."""
         folder = self.bundle_dir(release) / "planner" if release else None
@@ -115,8 +121,7 @@ class ReleaseHome:
         No exam and no gate: these are the weights, skills and limits that passed as ``previous``.
         """
         self.require_init()
-        old = self.registry.get(previous)
-        pub = self._release(str(self.bundle_dir(previous) / "policy"), old["exam"],
+        pub = self._release(str(self.bundle_dir(previous) / "policy"), self.bundle_exam(previous),
                             {"passed": True, "rollback_of": previous}, self.registry.last_number() or None, note,
                             self.planner_of(previous))
         return pub.release
@@ -132,8 +137,7 @@ class ReleaseHome:
         if current is None:
             raise ReleaseError("no release yet: a planner ships beside a policy, so publish a policy first")
         report = passed_exam(planner)
-        old = self.registry.get(current["number"])
-        return self._release(str(self.bundle_dir(current["number"]) / "policy"), old["exam"],
+        return self._release(str(self.bundle_dir(current["number"]) / "policy"), self.bundle_exam(current["number"]),
                              {"passed": True, "planner_update_of": current["number"], "planner_exam": {
                                  "accuracy": report["accuracy"], "p99_ms": report["latency_ms"]["p99"]}},
                              current["number"], note, planner)
