@@ -1,9 +1,5 @@
-from pathlib import Path
-
 import pytest
-
-SETS = Path(__file__).parents[1] / "data"
-HELDOUT, DEV = SETS / "instructions-heldout.jsonl", SETS / "instructions-dev.jsonl"
+from instrsets import HELDOUT
 
 
 @pytest.fixture(scope="session")

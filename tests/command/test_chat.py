@@ -2,7 +2,7 @@
 
 import pytest
 from chatserver import chat_app
-from conftest import DEV
+from instrsets import DEV
 
 from academy.command.chat import ChatPlanner, write_chat_planner
 from academy.command.exam import examine

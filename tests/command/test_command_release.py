@@ -29,7 +29,7 @@ def conditioned_policy(tiny_policy, planner_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def other_planner(tmp_path_factory):
     """A planner with another projection (other instruction vectors), examined on a small set."""
-    from conftest import DEV
+    from instrsets import DEV
 
     folder = build_planner(tmp_path_factory.mktemp("other") / "planner", version="1.1.0", seed=1)
     save_exam(folder, examine(EmbeddingPlanner(folder), DEV))

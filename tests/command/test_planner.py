@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import DEV, HELDOUT
+from instrsets import DEV, HELDOUT
 
 from academy.command.exam import passed_exam, read_set, InstructionSetError
 from academy.command.planner import EXEMPLARS, EmbeddingPlanner, PlannerError, planner_digest
