@@ -25,9 +25,9 @@ Flywheel stages (see docs/architecture.md for what is built):
   dream     partial  world model, variations (academy dream), what-ifs, practice in imagination (practice --dream)
   exam      built    regression suite, safety and latency, release gate (academy exam)
   release   built    registry, signed bundles, deltas (academy release, releases)
-  deploy    built    update server, robot update agent, staged rollouts (academy serve, agent, rollout)
+  deploy    built    update server and dashboard, robot update agent, staged rollouts (academy serve, agent, rollout)
   fleet     built    robots at work, shadow mode, telemetry, corrections (academy fleet shift, ingest, ...)
-  flywheel  built    the closed loop, fleet success per cycle (academy run --cycles N)
+  flywheel  built    the closed loop on embedded defaults, report.html (academy run [--cycles N] [--budget X], report)
   command   built    plain-language instructions to checked skill plans, carried out (academy command, planner)
 """
 
@@ -680,134 +680,75 @@ def eval_(
         out.write_text(json.dumps(results, indent=2))
 
 
+# embedded defaults of `academy run` at --budget 1 (one cycle in about a quarter of an hour on 2 cores)
+RUN_DEFAULTS = {"demos": 60, "human_episodes": 1, "learn_minutes": 4.0, "practice_minutes": 0.5, "dream_variations": 50,
+                "dream_fit_minutes": 1.0, "exam_episodes": 8, "robots": 4, "orders": 12}
+
+
 @app.command()
 def run(
-    episodes: int = typer.Option(10, min=1, help="expert episodes per task shown (one video each)"),
-    demos: int = typer.Option(100, min=1, help="expert demonstrations per task to learn from"),
-    learn_minutes: Optional[float] = typer.Option(None, min=0.05, help="training time budget [default: 10; with "
-                                                  "--cycles 5 per cycle]"),
-    practice_minutes: Optional[float] = typer.Option(None, min=0.0, help="practice budget, 0: skip practice "
-                                                     "[default: 10; with --cycles 0.5 per cycle]"),
-    eval_episodes: int = typer.Option(50, min=1, help="held-out episodes per task, nominal and reality"),
-    release: bool = typer.Option(True, help="exam the run's policy and, if the gate passes, publish it as a signed release"),
+    cycles: int = typer.Option(1, min=1, help="flywheel cycles: learn, practice, dream, exam, release, deploy to the "
+                               "fleet, a shift, ingest, corrections, the next cycle"),
+    budget: float = typer.Option(1.0, min=0.05, help="scales every stage's budget (demos, training and practice time, "
+                                 "dreams, exam scenes, orders); 1: about 15 minutes a cycle on 2 cores"),
+    demos: Optional[int] = typer.Option(None, min=1, help="expert demonstrations per task [60 x budget]"),
+    learn_minutes: Optional[float] = typer.Option(None, min=0.05, help="training time per cycle [4 x budget]"),
+    learn_steps: Optional[int] = typer.Option(None, min=1, help="a training step budget per cycle instead of "
+                                              "--learn-minutes (the same training on a busy machine)"),
+    practice_minutes: Optional[float] = typer.Option(None, min=0.0, help="practice per cycle, 0: none [0.5 x budget]"),
+    human_episodes: Optional[int] = typer.Option(None, min=0, help="people filmed and watched per task, 0: none [1]"),
+    dream_variations: Optional[int] = typer.Option(None, min=0, help="dreamed variations per task, 0: no dream "
+                                                   "[50 x budget]"),
+    exam_episodes: Optional[int] = typer.Option(None, min=1, help="exam scenes per skill, nominal and reality each "
+                                                "[8 x budget]"),
+    robots: Optional[int] = typer.Option(None, min=1, help="physics robots in the fleet [4]"),
+    orders: Optional[int] = typer.Option(None, min=1, help="orders per robot per shift [12 x budget]"),
+    task: list[str] = typer.Option(["handover", "place_part"], "--task", help="the fleet's tasks, repeatable"),
+    correction_weight: float = typer.Option(3.0, min=0.0, help="how much more often corrections are drawn"),
+    warm_start: bool = typer.Option(False, help="each cycle goes on training the last cycle's policy instead of "
+                                    "training afresh"),
+    backend: str = typer.Option("local", help="the fleet's robots as local processes, or ray"),
+    limits: Optional[Path] = typer.Option(None, help="the exam's safety limits (JSON; default: the flywheel's, "
+                                          "docs/fleet.md)"),
+    videos: bool = typer.Option(True, help="render one sample episode per task of the last release for the report"),
     workspace: Path = typer.Option(Path("academy-data"), help="workspace directory"),
-    cycles: int = typer.Option(0, min=0, help="run the closed flywheel this many cycles: learn, practice, dream, exam, "
-                               "release, deploy to a fleet, a shift, ingest, corrections, the next cycle"),
-    task: list[str] = typer.Option(["handover", "place_part"], "--task", help="with --cycles: the fleet's tasks"),
-    robots: int = typer.Option(8, min=1, help="with --cycles: physics robots in the fleet"),
-    orders: int = typer.Option(24, min=1, help="with --cycles: orders per robot per shift"),
-    human_episodes: int = typer.Option(2, min=0, help="with --cycles: people filmed and watched per task (0: none)"),
-    dream_variations: int = typer.Option(100, min=0, help="with --cycles: dreamed variations per task (0: no dream)"),
-    exam_episodes: int = typer.Option(12, min=1, help="with --cycles: exam scenes per skill, nominal and reality each"),
-    correction_weight: float = typer.Option(3.0, min=0.0, help="with --cycles: how much more often corrections are drawn"),
-    learn_steps: Optional[int] = typer.Option(None, min=1, help="with --cycles: a training step budget per cycle "
-                                              "instead of --learn-minutes (the same training on a busy machine)"),
-    warm_start: bool = typer.Option(False, help="with --cycles: each cycle goes on training the last cycle's policy "
-                                    "instead of training afresh"),
-    backend: str = typer.Option("local", help="with --cycles: the fleet's robots as local processes, or ray"),
-    limits: Optional[Path] = typer.Option(None, help="with --cycles: the exam's safety limits (JSON; default: the "
-                                          "flywheel's, docs/fleet.md)"),
 ) -> None:
-    """Run every stage that exists: experts (videos), demonstrations, one policy, practice, evaluations, exam and
-    release; with --cycles N, the closed flywheel N times over a fleet of physics robots."""
-    if cycles:
-        _flywheel(cycles, demos, learn_minutes or 5.0, 0.5 if practice_minutes is None else practice_minutes,
-                  workspace, task, robots, orders, human_episodes, dream_variations, exam_episodes, correction_weight,
-                  warm_start, backend, limits, learn_steps)
-        return
-    learn_minutes = learn_minutes or 10.0
-    practice_minutes = 10.0 if practice_minutes is None else practice_minutes
-    from academy.data import Dataset
-    from academy.data.collect import collect as record
-    from academy.evaluate import evaluate
-    from academy.learn.train import TrainConfig, train
-    from academy.sim.rollout_expert import run_expert
-    from academy.sim.tasks import REGISTRY
-    from academy.video import write_mp4
+    """The flywheel on embedded defaults: watch, learn, practice, dream, exam, release, deploy, the fleet's shift;
+    a summary table, flywheel.json and an HTML report (report.html) in the run folder."""
+    def scaled(given, key, integer=True):
+        if given is not None:
+            return given
+        value = RUN_DEFAULTS[key] * (budget if key not in ("human_episodes", "robots") else 1)
+        return max(1, round(value)) if integer else value
 
-    run_dir = workspace / "runs" / time.strftime("%Y%m%d-%H%M%S")
-    summary: dict = {"stages": {"ground": {}}}
-    table = Table("task", "expert success (nominal sim)", "mean episode time", "video")
-    with _progress() as progress:
-        for task in REGISTRY:
-            bar = progress.add_task(f"ground: {task} expert", total=episodes)
-            results = run_expert(task, list(range(episodes)), video_seeds=(0,),
-                                 on_episode=lambda r: progress.advance(bar))
-            video = write_mp4(run_dir / "videos" / f"{task}.mp4", results[0].frames)
-            wins = sum(r.success for r in results)
-            mean_t = sum(r.seconds for r in results) / len(results)
-            summary["stages"]["ground"][task] = {
-                "episodes": episodes, "successes": wins, "mean_seconds": mean_t, "video": str(video)
-            }
-            table.add_row(task, f"{wins}/{episodes} ({100 * wins / episodes:.0f}%)", f"{mean_t:.1f} s", str(video))
-    console.print(table)
+    _flywheel(cycles, scaled(demos, "demos"), scaled(learn_minutes, "learn_minutes", False),
+              scaled(practice_minutes, "practice_minutes", False), workspace, task, scaled(robots, "robots"),
+              scaled(orders, "orders"), scaled(human_episodes, "human_episodes"),
+              scaled(dream_variations, "dream_variations"), scaled(exam_episodes, "exam_episodes"), correction_weight,
+              warm_start, backend, limits, learn_steps, scaled(None, "dream_fit_minutes", False), videos)
 
-    # data: expert demonstrations (kept in the workspace and reused by later runs)
-    data_dir = workspace / "datasets" / f"expert-{demos}"
-    with _progress() as progress:
-        for task in REGISTRY:
-            n = len(Dataset(data_dir).select(task=task)) if (data_dir / "meta/info.json").exists() else 0
-            bar = progress.add_task(f"data: {task} demonstrations", total=demos, completed=min(n, demos))
-            if n < demos:
-                record(task, demos - n, data_dir, first_seed=n, on_episode=lambda s, ok: progress.advance(bar))
-    ds = Dataset(data_dir)
-    summary["stages"]["data"] = {"dataset": str(data_dir), "episodes": ds.num_episodes, "frames": ds.num_frames}
-    console.print(f"data: {ds}")
 
-    # learn: one policy for every task, then its evaluation on held-out seeds and reality robots
-    policy_dir = run_dir / "policy"
-    with _progress() as progress:
-        bar = progress.add_task("learn", total=100)
-        info = train(data_dir, policy_dir, TrainConfig(max_minutes=learn_minutes, max_steps=10**9),
-                     on_step=lambda s, loss, done: progress.update(
-                         bar, completed=int(100 * done), description=f"learn: step {s}, loss {loss:.3f}"))
-        progress.update(bar, completed=100)
-    with _progress() as progress:
-        bar = progress.add_task("eval: held-out seeds and reality robots", total=2 * eval_episodes * len(REGISTRY))
-        results = evaluate(str(policy_dir), list(REGISTRY), eval_episodes,
-                           on_job=lambda t, s, wins: progress.advance(bar, len(wins)))
-    summary["stages"]["learn"] = {"policy": str(policy_dir), "steps": info["steps"], "final_loss": info["final_loss"],
-                                  "eval": results}
-    table = Table("task", "policy, held-out seeds (nominal)", "policy, held-out reality robots")
-    for t, r in results.items():
-        table.add_row(t, f"{r['nominal_success']:.0%} of {r['nominal_episodes']}",
-                      f"{r['reality_success']:.0%} of {r['reality_episodes']}")
-    console.print(table)
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="a run folder of academy run (academy-data/runs/...)"),
+    out: Optional[Path] = typer.Option(None, help="where to write it [RUN/report.html]"),
+) -> None:
+    """Write the run's self-contained HTML report again (plots and videos inside the one file)."""
+    from academy.report import write_report
 
-    # practice: residual RL on the learned policy; the practiced policy evaluated like the learned one
-    if practice_minutes > 0:
-        from academy.practice.run import PracticeConfig
-
-        practice_dir = run_dir / "practice"
-        psum = _practice_with_progress(PracticeConfig(policy=str(policy_dir), out=str(practice_dir),
-                                                      minutes=practice_minutes))
-        with _progress() as progress:
-            bar = progress.add_task("eval: practiced policy", total=2 * eval_episodes * len(REGISTRY))
-            practiced = evaluate(str(practice_dir / "policy"), list(REGISTRY), eval_episodes,
-                                 on_job=lambda t, s, wins: progress.advance(bar, len(wins)))
-        summary["stages"]["practice"] = {"run": str(practice_dir), "updates": psum["updates"],
-                                         "env_steps": psum["env_steps"], "kept_update": psum["best"]["update"],
-                                         "eval": practiced}
-        table = Table("task", "learned -> practiced, held-out seeds", "learned -> practiced, reality robots")
-        for t, r in practiced.items():
-            before = results[t]
-            table.add_row(t, f"{before['nominal_success']:.0%} -> {r['nominal_success']:.0%}",
-                          f"{before['reality_success']:.0%} -> {r['reality_success']:.0%}")
-        console.print(table)
-        console.print(f"practice: curve {practice_dir / 'curve.png'}")
-
-    # exam and release: the run's policy sits the exam against the workspace's current release
-    if release:
-        summary["stages"]["release"] = _exam_and_release(
-            str(practice_dir / "policy") if practice_minutes > 0 else str(policy_dir), workspace / "releases")
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    console.print(f"run folder: {run_dir}")
+    try:
+        path = write_report(run_dir, out)
+    except FileNotFoundError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 def _flywheel(cycles: int, demos: int, learn_minutes: float, practice_minutes: float, workspace: Path,
               tasks: list[str], robots: int, orders: int, human_episodes: int, dream_variations: int,
               exam_episodes: int, correction_weight: float, warm_start: bool, backend: str,
-              limits: Optional[Path], learn_steps: Optional[int]) -> None:
+              limits: Optional[Path], learn_steps: Optional[int], dream_fit_minutes: float = 1.0,
+              videos: bool = False) -> None:
     from academy.exam.safety import SafetyLimits
     from academy.flywheel.cycle import FlywheelConfig, FlywheelStopped, Stages, run_flywheel
 
@@ -816,7 +757,7 @@ def _flywheel(cycles: int, demos: int, learn_minutes: float, practice_minutes: f
                          dream_variations=dream_variations, exam_episodes=exam_episodes,
                          exam_reality_episodes=exam_episodes, robots=robots, orders=orders,
                          correction_weight=correction_weight, warm_start=warm_start, backend=backend,
-                         learn_steps=learn_steps)
+                         learn_steps=learn_steps, dream_fit_minutes=dream_fit_minutes)
     if limits:
         cfg.limits = SafetyLimits.load(limits)
     try:
@@ -844,7 +785,14 @@ def _flywheel(cycles: int, demos: int, learn_minutes: float, practice_minutes: f
                       *(f"{a}/{b}" for a, b in (c["fleet"]["tasks"].get(t, [0, 0]) for t in tasks)),
                       str(c["corrections"]["redone"]), f"{c['seconds'] / 60:.1f}")
     console.print(table)
-    console.print(f"plot: {summary['plot']}\nsummary: {run_dir / 'flywheel.json'}")
+    from academy.report import sample_videos, write_report
+
+    if videos:
+        with _progress() as progress:
+            bar = progress.add_task("report: sample videos of the last release", total=len(tasks))
+            sample_videos(run_dir, tasks, on_video=lambda _p: progress.advance(bar))
+    page = write_report(run_dir)
+    console.print(f"plot: {summary['plot']}\nsummary: {run_dir / 'flywheel.json'}\nreport: {page}")
 
 
 # ---------------------------------------------------------------------- exam and release
@@ -1074,7 +1022,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on (loopback by default)"),
     port: int = typer.Option(8420, help="port"),
 ) -> None:
-    """Run the update server: the signed repository, bundle chunks, robot check-ins and health reports."""
+    """Run the update server: the signed repository, bundle chunks, robot check-ins and health reports, and the
+    dashboard (releases and lineage, rollouts by cohort, the fleet's robots, live) at /dashboard."""
     import uvicorn
 
     from academy.deploy.server import KEEP_ALIVE_S, create_app
@@ -1082,7 +1031,7 @@ def serve(
     from academy.release.publish import ReleaseHome
 
     ReleaseHome(home, db).require_init()
-    console.print(f"update server for {home} on http://{host}:{port}")
+    console.print(f"update server for {home} on http://{host}:{port}  (dashboard: http://{host}:{port}/dashboard)")
     uvicorn.run(create_app(home, db), host=host, port=port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from academy.cli import app
 from academy.data import Dataset
 from academy.flywheel.cycle import SHIFT_SEED, FlywheelConfig, rise, run_flywheel, wilson
+from academy.report import sample_videos, write_report
 
 
 def test_two_cycles_feed_the_fleets_episodes_and_corrections_into_the_next_policy(tmp_path):
@@ -60,6 +61,16 @@ def test_two_cycles_feed_the_fleets_episodes_and_corrections_into_the_next_polic
     assert one["learn"]["from"] is None and two["learn"]["from"] == one["learn"]["policy"]  # warm start
     assert "rise" not in one and two["rise"] == rise(one["fleet"]["all"], two["fleet"]["all"])
     assert set(one["stage_seconds"]) >= {"learn", "dream", "exam_and_release", "deploy", "shift", "corrections"}
+
+    # the run's report: one self-contained HTML file with its plots and a sample video inside
+    (video,) = sample_videos(tmp_path / "run", ["handover"])
+    assert video.parent == tmp_path / "run" / "videos" and video.stat().st_size > 1000
+    page = write_report(tmp_path / "run").read_text()
+    assert page.count("data:image/png;base64,") >= 6 and page.count("data:video/mp4;base64,") == 1
+    for section in ("Fleet success per cycle", "Success per task and stage", "Simulation against reality robots",
+                    "Learning curves", "World model: k-step", "Rollout timeline by cohort"):
+        assert section in page
+    assert f"{one['fleet']['all'][0]}/{one['fleet']['all'][1]}" in page  # the summary shows the run's own figures
 
 
 def test_wilson_interval_brackets_the_rate():

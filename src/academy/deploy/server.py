@@ -19,7 +19,9 @@ Routes:
   into the fleet's LeRobot dataset), ``GET /v1/telemetry`` (counts);
 - ``POST /v1/rollouts`` (release, profile, settings), ``POST /v1/rollouts/{id}/pause|resume|abort``,
   ``GET /v1/rollouts``, ``GET /v1/rollouts/{id}``: the rollout API;
-- ``GET /v1/robots``: the fleet as last seen.
+- ``GET /v1/robots``: the fleet as last seen;
+- ``GET /dashboard`` (and ``/``): a live web page of releases and their lineage, rollouts by
+  cohort and the robots, redrawn every 2 s from ``GET /v1/dashboard`` (``deploy/dashboard.py``).
 
 Check-ins and health reports are written by group commit (``GroupCommit``): each request waits
 until its row is committed, and the rows that arrive while one transaction runs go into the
@@ -41,9 +43,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from academy.deploy.dashboard import PAGE as DASHBOARD_PAGE, dashboard_state
 from academy.deploy.fleetdb import FleetDB
 from academy.deploy.rollout import RolloutController, RolloutError, RolloutSettings
 from academy.fleet.telemetry import EVENT_KINDS, TelemetryError, TelemetryStore
@@ -252,6 +255,18 @@ def create_app(home: str | Path, db_url: str | None = None, target_release=None)
     @app.get("/v1/rollouts/{rollout_id}")
     def rollout_status(rollout_id: int) -> dict:
         return _rollout_call(control.evaluate, rollout_id)  # judged on the evidence so far, then shown
+
+    @app.get("/v1/dashboard")
+    def dashboard_json() -> dict:
+        return dashboard_state(rh, db, control)
+
+    @app.get("/dashboard", response_class=HTMLResponse)
+    def dashboard_page() -> str:
+        return DASHBOARD_PAGE.read_text()
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/dashboard")
 
     @app.get("/v1/robots")
     def robots() -> list[dict]:

@@ -255,7 +255,8 @@ def kstep_error(model: WorldModel, eps: Episodes, episodes: list[int], ks=K_STEP
     return table
 
 
-def plot_kstep(table: dict, path: str | Path) -> Path:
+def kstep_figure(table: dict):
+    """Error against k per state component, the no-change baseline dashed (a matplotlib figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -272,6 +273,13 @@ def plot_kstep(table: dict, path: str | Path) -> Path:
         ax.set_title(name)
     np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_kstep(table: dict, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = kstep_figure(table)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
