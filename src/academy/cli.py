@@ -681,7 +681,7 @@ def eval_(
 
 
 # embedded defaults of `academy run` at --budget 1 (one cycle in about a quarter of an hour on 2 cores)
-RUN_DEFAULTS = {"demos": 60, "human_episodes": 1, "learn_minutes": 4.0, "practice_minutes": 0.5, "dream_variations": 50,
+RUN_DEFAULTS = {"demos": 60, "human_episodes": 1, "learn_minutes": 3.5, "practice_minutes": 1.5, "dream_variations": 50,
                 "dream_fit_minutes": 1.0, "exam_episodes": 8, "robots": 4, "orders": 12}
 
 
@@ -692,10 +692,10 @@ def run(
     budget: float = typer.Option(1.0, min=0.05, help="scales every stage's budget (demos, training and practice time, "
                                  "dreams, exam scenes, orders); 1: about 15 minutes a cycle on 2 cores"),
     demos: Optional[int] = typer.Option(None, min=1, help="expert demonstrations per task [60 x budget]"),
-    learn_minutes: Optional[float] = typer.Option(None, min=0.05, help="training time per cycle [4 x budget]"),
+    learn_minutes: Optional[float] = typer.Option(None, min=0.05, help="training time per cycle [3.5 x budget]"),
     learn_steps: Optional[int] = typer.Option(None, min=1, help="a training step budget per cycle instead of "
                                               "--learn-minutes (the same training on a busy machine)"),
-    practice_minutes: Optional[float] = typer.Option(None, min=0.0, help="practice per cycle, 0: none [0.5 x budget]"),
+    practice_minutes: Optional[float] = typer.Option(None, min=0.0, help="practice per cycle, 0: none [1.5 x budget]"),
     human_episodes: Optional[int] = typer.Option(None, min=0, help="people filmed and watched per task, 0: none [1]"),
     dream_variations: Optional[int] = typer.Option(None, min=0, help="dreamed variations per task, 0: no dream "
                                                    "[50 x budget]"),
