@@ -59,7 +59,7 @@ def summary_table(fly: dict) -> str:
         rel, dep = c.get("release") or {}, c.get("deploy") or {}
         exam = "; ".join(f"{k} {_frac(v['nominal'])} / {_frac(v['reality'])}" for k, v in (rel.get("exam") or {}).items())
         secs = ", ".join(f"{k} {v:.0f}" for k, v in (c.get("stage_seconds") or {}).items())
-        rows.append(f"<tr><td>{c['cycle']}</td><td>{rel.get('released') or 'refused: ' + html.escape(str(rel.get('reason', '')))}"
+        rows.append(f"<tr><td>{c['cycle']}</td><td>{rel.get('released') or 'refused: ' + html.escape('; '.join(rel.get('reasons') or []))}"
                     f"</td><td>{html.escape(exam)}</td><td>{html.escape(str(dep.get('state', '–')))}</td>"
                     f"<td>{_frac((c.get('fleet') or {}).get('all'))}</td><td class=muted>{html.escape(secs)}</td></tr>")
     return ("<table><tr><th>cycle</th><th>release</th><th>exam per skill: simulation / reality robots</th>"

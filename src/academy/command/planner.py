@@ -136,6 +136,11 @@ def planner_digest(folder: str | Path) -> str:
     return h.hexdigest()
 
 
+def other_vector(a, b) -> bool:
+    """Two unit instruction vectors that are not the same one (a policy conditioned on ``a`` must not get ``b``)."""
+    return float(np.dot(a, b)) < 0.999
+
+
 def skill_vector(spec: dict, skill: str) -> np.ndarray:
     """The vector a step of ``skill`` conditions the policy with: the embedding of the skill's normal
     form through the projection, unit length (stored in planner.json when the planner was built).

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from academy.command.planner import other_vector
 from academy.command.skills import Plan, Step
 from academy.learn.checkpoint import INSTRUCTIONS_FILE, trained_tasks
 from academy.learn.policy import Policy, PolicyAgent
@@ -57,7 +56,7 @@ def carry_out(plan: Plan, policy_dir: str | Path, planner=None, serial: str | No
     steps = []
     for i, step in enumerate(plan.steps):
         vec = policy.instructions[policy.tasks.index(step.skill)]  # what it was trained with; zeros if none
-        if conditioned and step.skill in vectors and float(np.dot(vectors[step.skill], vec)) < 0.999:
+        if conditioned and step.skill in vectors and other_vector(vectors[step.skill], vec):
             raise CommandError(f"the planner's instruction vector for {step.skill} is not the one the policy was "
                                "trained with: plan with the planner the policy was trained with (instructions.json)")
         env = make_env(step.skill, step_difficulty(step), serial)

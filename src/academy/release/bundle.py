@@ -107,16 +107,14 @@ def add_planner(planner_dir: str | Path, out: Path) -> dict:
 
 def check_conditioning(policy_dir: Path, planner_dir: Path) -> None:
     """A policy trained with instruction vectors ships only with a planner that has the same ones."""
-    import numpy as np
-
-    from academy.command.planner import read_spec
+    from academy.command.planner import other_vector, read_spec
 
     file = policy_dir / "instructions.json"
     if not file.exists():
         return
     trained = json.loads(file.read_text())["vectors"]
     have = read_spec(planner_dir).get("skill_vectors") or {}
-    differ = [t for t, v in trained.items() if t not in have or float(np.dot(v, have[t])) < 0.999]
+    differ = [t for t, v in trained.items() if t not in have or other_vector(v, have[t])]
     if differ:
         raise BundleError(f"the planner {planner_dir} would condition {differ} with other vectors than the policy "
                           "was trained with: ship the planner of its instructions.json, or train the policy again")
