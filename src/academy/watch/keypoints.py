@@ -154,10 +154,82 @@ def recording_keypoints(folder: str | Path, detector: LandmarkDetector | None = 
             k = names.index(f"{side}_{role}")
             raw[t, k] = X
             views[t, k], rms[t, k] = stats[id(X)]
-    gated = np.stack([reject_jumps(raw[:, k]) for k in range(K)], axis=1)
-    filled = fill_from_hand(gated, names, rig.fps)
-    points = np.stack([smooth(filled[:, k]) for k in range(K)], axis=1)
-    return Keypoints(names, raw, points, np.isfinite(gated).all(-1), views, rms, rig.fps)
+    points, observed = clean_tracks(raw, names, rig.fps)
+    return Keypoints(names, raw, points, observed, views, rms, rig.fps)
+
+
+def clean_tracks(raw: np.ndarray, names: tuple[str, ...], fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Triangulated tracks (T, K, 3) -> (points, observed): jumps in time dropped, markers that
+    break their hand's shape dropped, hidden markers placed from their hand (and checked again),
+    short gaps filled and smoothed."""
+    raw = settle_hand_identity(raw, names)
+    gated = hand_shape_gate(np.stack([reject_jumps(raw[:, k]) for k in range(raw.shape[1])], axis=1), names)
+    filled = hand_shape_gate(fill_from_hand(gated, names, fps), names)
+    points = np.stack([smooth(filled[:, k]) for k in range(raw.shape[1])], axis=1)
+    return points, np.isfinite(gated).all(-1)
+
+
+MEET = 0.15  # m: hands nearer than this (their markers' means) may be mistaken for each other
+
+
+def settle_hand_identity(raw: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """The gloves are alike, so where two hands meet (passing an object) frame-to-frame tracking
+    can leave them swapped for the rest of the take. Between meetings each hand keeps to its own
+    side of the body (the right hand at lower y) for most of the time: a stretch between two
+    meetings where the hand called right keeps left of the one called left is swapped back.
+    Stretches are cut where, within a meeting, the hands came nearest."""
+    cols = {side: [names.index(f"{side}_{r}") for r in MARKER_SITES if f"{side}_{r}" in names] for side in SIDES}
+    if any(len(c) < len(MARKER_SITES) for c in cols.values()):
+        return raw
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            centre = {side: np.nanmean(raw[:, c], axis=1) for side, c in cols.items()}
+    d = np.linalg.norm(centre["right"] - centre["left"], axis=1)
+    near = np.nan_to_num(d, nan=np.inf) < MEET
+    edges = np.flatnonzero(np.diff(np.r_[0, near.astype(int), 0]))
+    cuts = [a + int(np.nanargmin(d[a:b])) for a, b in zip(edges[::2], edges[1::2])]
+    out = raw.copy()
+    for a, b in zip([0, *cuts], [*cuts, len(raw)]):
+        yr, yl = np.nanmedian(centre["right"][a:b, 1]), np.nanmedian(centre["left"][a:b, 1])
+        if np.isfinite(yr) and np.isfinite(yl) and yr > yl:
+            out[a:b, cols["right"]], out[a:b, cols["left"]] = raw[a:b, cols["left"]], raw[a:b, cols["right"]]
+    return out
+
+
+# The farthest two markers of one glove can be apart (m): the largest distance in the rendered
+# people's ground truth (stature 0.92-1.08 of an average adult), plus a quarter.
+HAND_SPAN = {("wrist", "knuckle"): 0.11, ("wrist", "thumb_tip"): 0.20, ("wrist", "index_tip"): 0.21,
+             ("knuckle", "thumb_tip"): 0.12, ("knuckle", "index_tip"): 0.10, ("thumb_tip", "index_tip"): 0.12}
+
+
+def hand_shape_gate(points: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """Markers that cannot belong to the hand they were given: per frame, while two of a hand's
+    markers are farther apart than a hand allows (``HAND_SPAN``), the marker in most such pairs
+    (of two alike, the one farther from the hand's other markers) is dropped (NaN). Catches a
+    marker taken from the other glove where the hands meet, and a hidden marker placed wrongly."""
+    out = np.array(points, float)
+    for side in SIDES:
+        col = {r: names.index(f"{side}_{r}") for r in MARKER_SITES if f"{side}_{r}" in names}
+        pairs = [(col[a], col[b], d) for (a, b), d in HAND_SPAN.items() if a in col and b in col]
+        if not pairs:
+            continue
+        for t in range(len(out)):
+            while True:
+                bad = [(i, j) for i, j, d in pairs
+                       if np.all(np.isfinite(out[t, [i, j]])) and np.linalg.norm(out[t, i] - out[t, j]) > d]
+                if not bad:
+                    break
+                count = {}
+                for i, j in bad:
+                    count[i] = count.get(i, 0) + 1
+                    count[j] = count.get(j, 0) + 1
+                seen = [k for k in col.values() if np.all(np.isfinite(out[t, k]))]
+                far = {k: sum(np.linalg.norm(out[t, k] - out[t, m]) for m in seen) for k in count}
+                out[t, max(count, key=lambda k: (count[k], far[k]))] = np.nan
+    return out
 
 
 # which marker of the same hand stands in for a hidden one, best first

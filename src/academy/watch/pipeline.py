@@ -31,7 +31,7 @@ from academy.sim.env import WorkcellEnv
 from academy.sim.tasks import make_task
 from academy.sim.world import OBJECTS
 from academy.watch.keypoints import Keypoints, mpjpe_mm, recording_keypoints
-from academy.watch.retarget import HandPlan, ObjectCentricReplay, hand_tracks, plan_hands
+from academy.watch.retarget import HandPlan, ObjectCentricReplay, hand_tracks, plan_hands, workcell_places
 from academy.watch.rig import RecordingError, read_json
 from academy.watch.segment import active_spans
 
@@ -163,7 +163,7 @@ def _watch_recording(folder: Path, writer, report: WatchReport, keep_failures: b
         if reason:
             report.episodes.append(EpisodeReport(str(folder), i, seed, span, "skipped", reason))
             continue
-        agent = ObjectCentricReplay(plans)
+        agent = ObjectCentricReplay(plans, places=workcell_places(env.world, env.goal))  # env: reset to seed
         result = rollout(env, agent, seed, record=True)
         outcome = "success" if result.success else "failure"
         if not result.success:

@@ -17,12 +17,20 @@ reach below the site), kept above the bench. A ``HandPlan`` per arm at the contr
 the retargeted demonstration.
 
 ``ObjectCentricReplay`` executes plans on the robot, with its own IK per step (joint limits,
-a joint-speed cap, the yaw or its half-turn twin, whichever the arm reaches) and two
-corrections from what the robot itself observes, as a person's demonstration is meant: over
-the last ``approach_s`` before each grasp the hand's x, y blend onto the object nearest the
-person's grasp point; while it holds an object the hand moves so that the object (where the
-robot measures it in its hand) follows the path the person's hand gave it; and it lets go only
-once its arm has caught up with where the person let go (the plan's clock waits, up to 1 s).
+a joint-speed cap, the yaw or its half-turn twin, whichever the arm reaches) and corrections
+from what the robot itself observes and knows of its workcell, as a person's demonstration is
+meant (the person shows which object goes where; the robot's own sensing says exactly where):
+
+- grasp: over the last ``approach_s`` before each grasp the hand's x, y blend onto the object
+  nearest the person's grasp point;
+- carry: while it holds an object the hand moves so that the object (where the robot measures
+  it in its hand) follows the path the person's hand gave it;
+- place: where the person lets go within ``SNAP_RADIUS`` of one of the workcell's places (a
+  bin, the fixture's socket, the tray's target mark: ``Place``), the carried path bends over
+  its last ``SNAP_FADE`` so the object arrives inside that place, turned to the place's
+  orientation where it has one (the socket's square); a release elsewhere is left as it was;
+- release: it lets go only once its arm has caught up with where the person let go (the plan's
+  clock waits, up to 1 s).
 """
 
 from __future__ import annotations
@@ -36,14 +44,104 @@ from academy.sim import robot
 from academy.sim.env import CONTROL_DT
 from academy.sim.experts.base import REST
 from academy.sim.experts.ik import ArmIK, yaw_down_quat
-from academy.sim.world import BENCH_TOP_Z, load_model
+from academy.sim.world import BENCH_TOP_Z, CELL_RADIUS, OBJECTS, PART_HALF, load_model, quat_up_axis, quat_yaw
 
 SIDES = robot.SIDES
 MIN_SITE_Z = BENCH_TOP_Z + 0.045  # the grasp site stays this high: pads 35 mm below it stay off the bench
 MAX_JOINT_SPEED = 3.0  # rad/s
 FINGER_STEP = robot.FINGER_CLOSED / 6  # fingers shut or open over 0.3 s
 TRAVEL_LIFT = 0.04  # m of extra height while the hand moves sideways
+PART_END_GRASP = PART_HALF[2] - 0.03  # m from the lying part's centre: where a hand takes it, toward one end
+# Where the robot passes the lying part between its hands (its centre): on a grid of centres
+# (x 0.30-0.44, y -0.06-0.06, z 1.00-1.12 m), both arms reach their top-down grasps of its two
+# ends here within 0.2 mm of pose error, against 13-15 mm at the handover expert's 1.06 m height
+# (/tmp-free: see docs/watch.md, "the pass").
+HANDOVER_PASS = np.array([0.35, 0.0, 1.00])
+APPROACH_ABOVE = 0.05  # m: the hand stays this far above its grasp until it is over it
+YAW_SMOOTH_S = 0.5
+LET_GO = 0.4 * robot.FINGER_CLOSED  # finger closure while letting go (the sorting expert's, for an 18 mm cell)
+MAX_APERTURE = 1.25  # of the hand's open aperture: wider is a measurement, not a hand
+MAX_DEFER_S = 3.0  # s a hand keeps hold of an object in mid-air, waiting for the other hand to take it
 RELEASE_TOLERANCE = 0.015  # m: the arm must be this close to where the person let go (waiting up to 1 s)
+SNAP_RADIUS = 0.04  # m: a release this near a place (beyond its own extent) is meant for it
+SNAP_FULL, SNAP_FADE = 0.03, 0.10  # m from the release point: fully inside the place / no correction yet
+PLACE_GAIN = 0.3  # per step: how fast the carried object's measured error is taken out over a place
+
+
+@dataclass(frozen=True)
+class Place:
+    """Somewhere the workcell takes an object: ``centre`` (x, y), the ``half`` extent (m) within
+    which an object may be let go, and, for a place that fits one way (a square socket), its
+    ``yaw`` and the ``period`` of its symmetry. A place in mid-air (``z``, not a ``support``) is
+    where one hand passes an object to the other: it is let go there only once the other hand
+    has it."""
+
+    centre: tuple[float, float]
+    half: float = 0.0
+    yaw: float | None = None
+    period: float = np.pi / 2
+    z: float | None = None
+    support: bool = True
+
+    def snap(self, xy: np.ndarray) -> np.ndarray | None:
+        """The nearest point inside this place to a release point ``xy``, or None if too far."""
+        c = np.asarray(self.centre)
+        inside = c + np.clip(xy - c, -self.half, self.half)
+        return inside if np.linalg.norm(xy - inside) <= SNAP_RADIUS else None
+
+    def turn(self, yaw: float) -> float:
+        """The least turn that brings an object's ``yaw`` to this place's orientation (0 if none)."""
+        if self.yaw is None:
+            return 0.0
+        return float((self.yaw - yaw + self.period / 2) % self.period - self.period / 2)
+
+
+def object_grasp(name: str, pose: np.ndarray, xy: np.ndarray, yaw: float,
+                 held_at: np.ndarray | None = None) -> tuple[np.ndarray, float | None]:
+    """The top-down grasp an object affords nearest a person's: (the grasp site's x, y, z, the
+    least turn from the hand's ``yaw``, None where any yaw will do). The height is the robot's own for that object (its
+    experts'): where its pads close on the object's middle, wherever the object is, on the
+    bench or in the other hand. A round cell is taken at its centre at any yaw; the part
+    standing at its centre across a face (every quarter turn); the part lying across its long
+    axis (every half turn), near an end: the one nearer the person's hand, or the end away from
+    where the other hand holds it (``held_at``, that hand's grasp site). A person's hand, read from markers, is off by millimetres and
+    its yaw by degrees, more where the tips are hidden; the robot takes the object's grasp."""
+    from academy.sim.experts import handover, place_part, sort_cells
+
+    centre = np.asarray(pose[:3], float)
+    if name != "part":
+        return np.r_[centre[:2], centre[2] + sort_cells.GRASP_ABOVE_CENTRE], None
+    up = quat_up_axis(pose[3:])
+    if abs(up[2]) > 0.9:  # standing: the closing axis (yaw + 90 deg) along a face
+        base, period = quat_yaw(pose[3:]), np.pi / 2
+        at = np.r_[centre[:2], centre[2] + place_part.GRASP_ABOVE_CENTRE]
+    else:  # lying: close across the long axis, whose direction is the hand's yaw
+        u = up[:2] / np.linalg.norm(up[:2])
+        base, period = float(np.arctan2(u[1], u[0])), np.pi
+        along = float(np.dot(np.asarray(xy, float) - centre[:2], u))
+        if held_at is not None:
+            along = -float(np.dot(np.asarray(held_at, float)[:2] - centre[:2], u))
+        at = np.r_[centre[:2] + np.sign(along or 1.0) * PART_END_GRASP * u, centre[2] + handover.GRASP_ABOVE_CENTRE]
+    return at, float((base - yaw + period / 2) % period - period / 2)
+
+
+def workcell_places(world, goal: dict) -> list[Place]:
+    """The places of a workcell, read from its model after a scene's reset: the three bins
+    (a cell may land anywhere a cell's width inside the walls), the fixture's socket (exact, and
+    square), the tray's target mark where the task has one (within a third of its radius), and
+    the robot's own place for passing an object between its hands (``HANDOVER_PASS``): a person
+    passes it where their arms meet, which the robot's arms, longer and set otherwise, reach
+    badly; the pass moves to where both of the robot's arms take it from above."""
+    from academy.sim.tasks.handover import TARGET_RADIUS
+    from academy.sim.world import BIN_INNER_HALF
+
+    bin_half = BIN_INNER_HALF - 2 * CELL_RADIUS - 0.003
+    places = [Place(tuple(world.bin_centre(i)), bin_half) for i in range(len(world.bin_body))]
+    places.append(Place(tuple(world.fixture_centre()), 0.0, quat_yaw(world.model.body_quat[world.fixture_body])))
+    if "target" in goal:
+        places.append(Place(tuple(np.asarray(goal["target"], float)[:2]), TARGET_RADIUS / 3))
+    places.append(Place(tuple(HANDOVER_PASS[:2]), 0.005, z=float(HANDOVER_PASS[2]), support=False))
+    return places
 
 
 @dataclass
@@ -71,7 +169,7 @@ class HandPlan:
 
 
 def hand_tracks(points: np.ndarray, names: tuple[str, ...], observed: np.ndarray | None = None, fps: float = 30.0,
-                close_at: float = 0.65, open_at: float = 0.78, min_grasp_s: float = 0.3) -> dict[str, HandTrack]:
+                close_at: float = 0.76, open_at: float = 0.82, min_grasp_s: float = 0.3) -> dict[str, HandTrack]:
     """Hand tracks from smoothed keypoints (T, K, 3) named ``{side}_{marker}``; ``observed``
     (T, K) says which keypoints were seen (not placed from the rest of the hand).
 
@@ -87,22 +185,69 @@ def hand_tracks(points: np.ndarray, names: tuple[str, ...], observed: np.ndarray
         axis = index - thumb
         seen = observed[:, i] & observed[:, j] & np.isfinite(axis).all(-1)
         yaw = np.arctan2(axis[:, 1], axis[:, 0]) - np.pi / 2  # robot yaw: its closing axis (hand y) at yaw + 90 deg
-        yaw = _continuous_mod_pi(yaw)
+        yaw = _continuous_mod_pi(np.where(seen, yaw, np.nan))
+        yaw = _fill_nan(yaw)  # where the tips are hidden the hand keeps the yaw it was last seen with
+        # two fingertip markers give the yaw to a few degrees a frame; the robot's wrist turns
+        # its whole arm to follow, so the yaw is smoothed over YAW_SMOOTH_S (a person's hand turns slower)
+        k = max(1, int(round(YAW_SMOOTH_S * fps)) | 1)
+        yaw = np.convolve(np.pad(yaw, k // 2, mode="edge"), np.ones(k) / k, mode="valid")
         aperture = np.where(seen, np.linalg.norm(axis, axis=1), np.nan)
         valid = np.isfinite(aperture)
         open_ = np.percentile(aperture[valid], 90) if valid.any() else 1.0
-        closed = np.zeros(len(aperture), bool)
+        ratio = aperture / open_
+        ratio[ratio > MAX_APERTURE] = np.nan  # wider than a hand opens: a tip taken from the other glove
+        closed = np.zeros(len(ratio), bool)
         state = False
-        for t, a in enumerate(aperture / open_):
+        for t, a in enumerate(ratio):
             if np.isfinite(a):  # unseen: the hand keeps doing what it did
                 state = a < close_at if not state else a < open_at
             closed[t] = state
+        _time_unseen_changes(closed, ratio, pinch, fps)
         edges = np.flatnonzero(np.diff(np.r_[0, closed.astype(int), 0]))
         for a, b in zip(edges[::2], edges[1::2]):
             if b - a < min_grasp_s * fps:
                 closed[a:b] = False
         out[side] = HandTrack(pinch, yaw, aperture, closed)
     return out
+
+
+def pauses(pinch: np.ndarray, fps: float, speed: float = 0.03, min_s: float = 0.25) -> list[tuple[int, int]]:
+    """[start, end) frame spans where the hand is still: its speed (over 0.2 s) under ``speed``
+    m/s for at least ``min_s``."""
+    if len(pinch) < 3:
+        return []
+    v = np.linalg.norm(np.gradient(pinch, axis=0), axis=1) * fps
+    k = max(1, int(round(0.2 * fps)))
+    v = np.convolve(np.nan_to_num(v, nan=np.inf), np.ones(k) / k, mode="same")
+    edges = np.flatnonzero(np.diff(np.r_[0, (v < speed).astype(int), 0]))
+    return [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_s * fps]
+
+
+def _time_unseen_changes(closed: np.ndarray, ratio: np.ndarray, pinch: np.ndarray, fps: float) -> None:
+    """Where the fingertips were hidden while the hand closed or opened (a hand reaching in to
+    take an object from the other hand hides its own tips), the change is only seen once they
+    reappear, seconds late. A person closes or opens a hand while it is still: a hand that went
+    into hiding open and came out closed closed at the end of its first pause in between, and
+    one that went in closed and came out open opened at the end of its last pause (in place)."""
+    seen = np.isfinite(ratio)
+    edges = np.flatnonzero(np.diff(np.r_[0, (~seen).astype(int), 0]))
+    for a, b in zip(edges[::2], edges[1::2]):
+        if a == 0 or b >= len(closed) or closed[a - 1] == closed[b]:
+            continue
+        still = [(s + a, e + a) for s, e in pauses(pinch[a:b], fps)]
+        if not still:
+            continue
+        at = still[0][1] if closed[b] else still[-1][1]
+        closed[a:b] = closed[a - 1]
+        closed[at:b] = closed[b]
+
+
+def _fill_nan(x: np.ndarray) -> np.ndarray:
+    """Linear interpolation over NaN, the nearest value held beyond the ends (0 if all NaN)."""
+    ok = np.isfinite(x)
+    if not ok.any():
+        return np.zeros_like(x)
+    return np.interp(np.arange(len(x)), np.flatnonzero(ok), x[ok])
 
 
 def _continuous_mod_pi(yaw: np.ndarray) -> np.ndarray:
@@ -153,9 +298,11 @@ def plan_hands(tracks: dict[str, HandTrack], fps: float, rest_radius: float = 0.
 class ObjectCentricReplay:
     """Executes hand plans on the robot (an agent: ``reset(obs)``, ``act(obs)``)."""
 
-    def __init__(self, plans: dict[str, HandPlan], approach_s: float = 0.6, settle_s: float = 0.3, model=None):
+    def __init__(self, plans: dict[str, HandPlan], approach_s: float = 0.6, settle_s: float = 0.3, model=None,
+                 places: list[Place] | tuple = ()):
         model = model if model is not None else load_model()
         self.plans = plans
+        self.places = list(places)
         self.ik = {side: ArmIK(model, side, REST[side]) for side in SIDES}
         self.fingers = {side: np.array([robot.JOINTS.index(f"{side}_{f}") for f in ("thumb", "index", "middle")])
                         for side in SIDES}
@@ -163,6 +310,9 @@ class ObjectCentricReplay:
         self.settle = int(round(settle_s / CONTROL_DT))
         self.spans = {side: plan.grasps() for side, plan in plans.items()}
         self.max_wait = int(round(1.0 / CONTROL_DT))
+        self.max_defer = int(round(MAX_DEFER_S / CONTROL_DT))
+        self.flip_for: dict[str, tuple[int, int]] = {}
+        self.home = np.array(robot.HOME, float)
         self.errors: list[np.ndarray] = []
 
     def reset(self, obs: dict) -> None:
@@ -171,6 +321,9 @@ class ObjectCentricReplay:
         self.flip = {side: 0.0 for side in SIDES}
         self.closure = {side: 0.0 for side in SIDES}
         self.holding: dict[str, dict] = {}
+        self.released: dict[str, tuple] = {}
+        self.flip_for = {}
+        self.turn_for: dict[str, float] = {}
         self.errors = []
         self.waited = 0
 
@@ -186,54 +339,155 @@ class ObjectCentricReplay:
         span = self._grasp_at(side, t)
         objects = np.asarray(obs["objects"], float)[:, :3]
         if span is None:
+            h = self.holding.get(side)
+            unsupported = h is not None and (h.get("place") is None or not h["place"][0].support)
+            if h is not None and "last" in h and unsupported and not self._other_holds(side, h["object"]):
+                # never let go of an object in mid-air: where the person opened their hand over no
+                # place, the other hand was taking it; wait (in place) until it has
+                h["deferred"] = h.get("deferred", 0) + 1
+                if h["deferred"] <= self.max_defer:
+                    return h["last"][0], h["last"][1], True
+            if h is not None and "last" in h:
+                self.released[side] = (self.t, *h["last"])
             self.holding.pop(side, None)
+            if side in self.released:  # let go: the hand stays while it opens, then rises clear
+                t0, last, last_yaw = self.released[side]
+                if self.t - t0 < 2 * self.settle:
+                    rise = float(np.clip((self.t - t0 - self.settle) / self.settle, 0.0, 1.0))
+                    return last + [0.0, 0.0, APPROACH_ABOVE * rise], last_yaw, False
             return site, yaw, closed
         a, b = span
         if t < a + self.settle:  # approach and closing: aim at the object the person went for
             grasp_site = plan.site[a]
             k = int(np.argmin(np.linalg.norm(objects[:, :2] - grasp_site[:2], axis=1)))
             w = float(np.clip((t - (a - self.approach)) / max(self.approach, 1), 0, 1))
-            site[:2] += w * (objects[k, :2] - grasp_site[:2])
-            self.holding[side] = {"object": k, "start": objects[k].copy(), "site_a": grasp_site.copy()}
-            return site, yaw, closed
+            # ... where and how the object affords a grasp nearest the person's (its other end,
+            # where the other hand holds it)
+            other = self.holding.get(SIDES[1 - SIDES.index(side)])
+            held_at = other["last"][0] if other is not None and other["object"] == k and "last" in other else None
+            at, turn = object_grasp(OBJECTS[k], np.asarray(obs["objects"], float)[k], grasp_site[:2], float(plan.yaw[a]),
+                                    held_at)
+            if self.flip_for.get(side) != span:  # the arm's way round for this grasp, chosen once
+                # (and for a round cell, which any yaw takes, the yaw near the person's the arm reaches best)
+                turns = (turn,) if turn is not None else tuple(np.deg2rad([0, -30, 30, -60, 60]))
+                errs = [(self.ik[side].solve(self.q, at, yaw_down_quat(plan.yaw[a] + d + f), iterations=30)[1], d, f)
+                        for d in turns for f in (0.0, np.pi)]
+                _, d, self.flip[side] = min(errs, key=lambda e: e[0] + 0.002 * abs(e[1]))
+                self.flip_for[side] = span
+                self.turn_for[side] = d
+            turn = self.turn_for[side] if turn is None else turn
+            dyaw = w * turn
+            if held_at is None:  # from the bench: the person's approach, onto the object
+                site[:2] += w * (at[:2] - grasp_site[:2])
+            else:
+                # from the other hand: the robot's own approach (the person's hand, hidden where
+                # the hands meet, is read worst there): over the grasp, waiting there (the clock
+                # stops) until the hand is, then straight down onto it
+                mid = a - self.approach // 2
+                above = at + [0.0, 0.0, APPROACH_ABOVE]
+                if t < mid:
+                    site = site + w * (above - site)
+                else:
+                    site = above + min(1.0, (t - mid) / max(a - mid, 1)) * (at - above)
+                if t == mid:
+                    here = self.ik[side].site_pose(np.asarray(obs["proprio"][: robot.N_ACTUATORS]))[0]
+                    self.wait_approach |= bool(np.linalg.norm(here - above) > RELEASE_TOLERANCE and self.waited < self.max_wait)
+            self.holding[side] = {"side": side, "object": k, "start": objects[k].copy(), "site_a": grasp_site.copy(),
+                                  "dyaw": dyaw, "moved": np.zeros(3) if held_at is None else at - grasp_site}
+            return site, yaw + dyaw, closed
         h = self.holding.get(side)
         if h is None:
             return site, yaw, closed
+        k = h["object"]
+        yaw += h["dyaw"]  # the hand keeps the turn it took to meet the object
         if "offset" not in h:  # how the robot holds it: object minus its own grasp site, measured
-            h["offset"] = objects[h["object"]] - self.ik[side].site_pose(np.asarray(obs["proprio"][: robot.N_ACTUATORS]))[0]
+            h["offset"] = objects[k] - self.ik[side].site_pose(np.asarray(obs["proprio"][: robot.N_ACTUATORS]))[0]
+            h["yaw_t"] = yaw
+            h["place"] = self._place_for(h, b)
         # the object follows the person's hand's path from where it was grasped
-        wanted = h["start"] + (plan.site[t] - h["site_a"])
-        return wanted - h["offset"], yaw, closed
+        # (where the pass moved the grasp from the person's, that move is taken back over the first
+        # half of the carry: the object is let go where the person let it go)
+        wanted = h["start"] + (plan.site[t] - h["site_a"]) - self._moved_back(h, t, a, b)
+        if h["place"] is not None:  # ... bent into the place the person let go at
+            place, (release, shift) = h["place"]
+            d = np.linalg.norm(wanted[:2] - release[:2])
+            w = float(np.clip((SNAP_FADE - d) / (SNAP_FADE - SNAP_FULL), 0.0, 1.0))
+            wanted[:2] += w * shift
+            if place.z is not None:
+                wanted[2] += w * (place.z - release[2])
+            # servo on what the robot measures of the object: its yaw onto the place's, and over
+            # an exact place its position (the arm sags under load)
+            turn = place.turn(quat_yaw(np.asarray(obs["objects"], float)[k, 3:]))
+            h["turn"] = float(np.clip(h.get("turn", 0.0) + PLACE_GAIN * w * turn, -0.5, 0.5))
+            if w == 1.0 and place.half < 0.005:  # an exact place (the socket): servo in
+                h["bias"] = np.clip(h.get("bias", 0.0) + PLACE_GAIN * (wanted[:2] - objects[k, :2]), -0.02, 0.02)
+        yaw += h.get("turn", 0.0)
+        c, s = np.cos(yaw - h["yaw_t"]), np.sin(yaw - h["yaw_t"])
+        offset = np.array([c * h["offset"][0] - s * h["offset"][1], s * h["offset"][0] + c * h["offset"][1], h["offset"][2]])
+        site = wanted - offset
+        site[:2] += h.get("bias", 0.0)
+        h["last"] = (site, yaw)
+        return site, yaw, closed
+
+    def _moved_back(self, h: dict, t: int, a: int, b: int) -> np.ndarray:
+        carry = max(b - a - self.settle, 1)
+        return h["moved"] * float(np.clip((t - a - self.settle) / (0.5 * carry), 0.0, 1.0))
+
+    def _other_holds(self, side: str, k: int) -> bool:
+        """Whether the other hand has closed on object ``k`` (and settled)."""
+        other = self.holding.get(SIDES[1 - SIDES.index(side)])
+        return other is not None and other["object"] == k and "offset" in other
+
+    def _place_for(self, h: dict, b: int):
+        """(place, (release point, shift into it)) for the release that ends a grasp at step ``b``,
+        or None where the person let go away from every place."""
+        release = h["start"] + (self.plans[h["side"]].site[b - 1] - h["site_a"]) - h["moved"]
+        best = None
+        for place in self.places:
+            inside = place.snap(release[:2])
+            if inside is not None and (best is None or np.linalg.norm(inside - release[:2]) < best[2]):
+                best = (place, inside - release[:2], float(np.linalg.norm(inside - release[:2])))
+        return None if best is None else (best[0], (release, best[1]))
 
     def act(self, obs: dict) -> np.ndarray:
         max_step = MAX_JOINT_SPEED * CONTROL_DT
         err = np.zeros(len(SIDES))
         measured = np.asarray(obs["proprio"][: robot.N_ACTUATORS])
         hold_clock = False
+        self.wait_approach = False
         for h, side in enumerate(SIDES):
             site, yaw, closed = self._target(side, obs)
             plan, t = self.plans[side], min(self.t, len(self.plans[side].site) - 1)
             releasing = closed and t + 1 < len(plan.closed) and not plan.closed[t + 1]
-            if releasing and self.waited < self.max_wait:
-                # let go only where the person did: wait while the arm catches up with the hand
+            grasping = not closed and t + 1 < len(plan.closed) and plan.closed[t + 1]
+            if (releasing or grasping) and self.waited < self.max_wait:
+                # close, or let go, only where the person did: wait while the arm catches up
                 lag = np.linalg.norm(self.ik[side].site_pose(measured)[0] - site)
                 hold_clock |= lag > RELEASE_TOLERANCE
             ik = self.ik[side]
             best = None
-            # yaw, or the same pinch turned half round; never turned round with something in hand
-            flips = (self.flip[side],) if self.closure[side] > 0 else (self.flip[side], np.pi - self.flip[side])
+            # never turned round with something in hand, nor while closing in on it
+            settled = self.closure[side] == 0 and self._grasp_at(side, min(self.t, len(plan.site) - 1)) is None
+            flips = (self.flip[side], np.pi - self.flip[side]) if settled else (self.flip[side],)
             for flip in flips:
                 sol, e = ik.solve(self.q, site, yaw_down_quat(yaw + flip), iterations=10)
                 if best is None or e < best[1] - 0.005:
                     best = (sol, e, flip)
+            if best[1] > 0.01:  # stuck in a poor posture: solve again from the arm's home posture
+                sol, e = ik.solve(self.home, site, yaw_down_quat(yaw + best[2]), iterations=30)
+                if e < best[1] - 0.005:
+                    best = (sol, e, best[2])
             sol, err[h], self.flip[side] = best
             prev = self.q[ik.index]
-            self.q[ik.index] = prev + np.clip(sol - prev, -max_step, max_step)
+            step = sol - prev  # scaled as a whole, not clipped per joint: the hand keeps its line
+            self.q[ik.index] = prev + step * min(1.0, max_step / max(float(np.abs(step).max()), 1e-9))
             target = robot.FINGER_CLOSED if closed else 0.0
+            if not closed and side in self.released and self.t - self.released[side][0] < self.settle:
+                target = LET_GO  # let go gently: fingers thrown wide flick a light cell out of its bin
             self.closure[side] += float(np.clip(target - self.closure[side], -FINGER_STEP, FINGER_STEP))
             self.q[self.fingers[side]] = self.closure[side]
         self.errors.append(err)
-        if hold_clock:
+        if hold_clock or self.wait_approach:
             self.waited += 1
         else:
             self.t += 1

@@ -1,0 +1,107 @@
+"""The parts of watching that make a person's demonstration the robot's: telling the two alike
+gloves apart where the hands meet, timing a grasp the fingertips hid, the grasps an object
+affords, and the places of the workcell an object is let go in."""
+
+import numpy as np
+
+from academy.human.body import MARKER_SITES, SIDES
+from academy.sim.env import WorkcellEnv
+from academy.sim.world import OBJECTS, yaw_quat
+from academy.watch.keypoints import hand_shape_gate, settle_hand_identity
+from academy.watch.retarget import PART_END_GRASP, Place, hand_tracks, object_grasp, workcell_places
+
+NAMES = tuple(f"{s}_{m}" for s in SIDES for m in MARKER_SITES)
+FPS = 30
+
+
+def _hands(T: int, right: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """(T, 8, 3) markers of two hands whose knuckles are at ``right`` and ``left`` (T, 3)."""
+    offsets = {"wrist": [-0.06, 0, 0.02], "knuckle": [0, 0, 0], "thumb_tip": [0.04, -0.03, -0.02],
+               "index_tip": [0.05, 0.03, -0.02]}
+    pts = np.zeros((T, len(NAMES), 3))
+    for i, name in enumerate(NAMES):
+        side, role = name.split("_", 1)
+        pts[:, i] = (right if side == "right" else left) + offsets[role]
+    return pts
+
+
+def test_a_marker_from_the_other_glove_is_dropped():
+    T = 5
+    pts = _hands(T, np.tile([0.3, -0.2, 1.0], (T, 1)), np.tile([0.3, 0.2, 1.0], (T, 1)))
+    wrong = pts.copy()
+    wrong[2, NAMES.index("right_index_tip")] = pts[2, NAMES.index("left_index_tip")]  # taken from the left hand
+    out = hand_shape_gate(wrong, NAMES)
+    assert np.isnan(out[2, NAMES.index("right_index_tip")]).all()
+    assert np.isfinite(np.delete(out, NAMES.index("right_index_tip"), axis=1)).all()
+    assert np.allclose(np.nan_to_num(out[[0, 1, 3, 4]]), pts[[0, 1, 3, 4]])  # the other frames untouched
+
+
+def test_hands_swapped_where_they_met_are_swapped_back():
+    T = 90
+    s = np.r_[np.linspace(0, 1, 30), np.ones(30), np.linspace(1, 0, 30)][:, None]
+    right = np.array([0.3, -0.25, 1.0]) + s * [0.05, 0.22, 0.0]  # the hands meet mid-take (3 cm apart)
+    left = np.array([0.3, 0.25, 1.0]) + s * [0.05, -0.22, 0.0]
+    pts = _hands(T, right, left)
+    swapped = pts.copy()
+    r = [NAMES.index(f"right_{m}") for m in MARKER_SITES]
+    l = [NAMES.index(f"left_{m}") for m in MARKER_SITES]
+    swapped[45:, r], swapped[45:, l] = pts[45:, l], pts[45:, r]  # the tracker mixed them up at the meeting
+    out = settle_hand_identity(swapped, NAMES)
+    assert np.allclose(out[70:], pts[70:])  # after the meeting each hand is itself again
+    assert np.allclose(settle_hand_identity(pts, NAMES), pts)  # nothing to mend: nothing changed
+
+
+def test_a_grasp_the_fingertips_hid_is_timed_at_the_pause():
+    # the hand travels, stops (0.8 s), then travels on; its tips are hidden from 0.5 s to 3 s:
+    # open before, closed after. It closed while it stood still, not when the tips came back.
+    T = 120
+    x = np.r_[np.linspace(0, 0.2, 40), np.full(25, 0.2), np.linspace(0.2, 0.4, 55)]
+    pts = _hands(T, np.c_[0.3 + x, np.full(T, -0.2), np.full(T, 1.0)], np.tile([0.3, 0.25, 1.0], (T, 1)))
+    ti, ii = NAMES.index("right_thumb_tip"), NAMES.index("right_index_tip")
+    gap = np.where(np.arange(T) < 52, 0.09, 0.05)
+    centre = (pts[:, ti] + pts[:, ii]) / 2
+    half = np.c_[np.zeros(T), gap / 2, np.zeros(T)]  # thumb and index apart along y
+    pts[:, ti], pts[:, ii] = centre - half, centre + half
+    observed = np.ones((T, len(NAMES)), bool)
+    observed[15:90, [ti, ii]] = False
+    closed = hand_tracks(pts, NAMES, observed, FPS)["right"].closed
+    edge = int(np.flatnonzero(closed)[0])
+    assert 40 <= edge <= 66, edge  # within the pause (frames 40-65), not at frame 90
+    assert closed[edge:].all() and not closed[:edge].any()
+
+
+def test_the_grasps_an_object_affords():
+    part = OBJECTS.index("part")
+    # a standing part turned 20 degrees: taken at its centre, the hand turned onto a face
+    standing = np.r_[0.35, -0.1, 0.955, yaw_quat(np.deg2rad(20))]
+    at, turn = object_grasp("part", standing, np.array([0.352, -0.098]), np.deg2rad(12))
+    assert np.allclose(at[:2], standing[:2]) and np.isclose(turn, np.deg2rad(8))
+    # a lying part (long axis along y): across it, near the end the person took, or the end away
+    # from the other hand
+    from academy.sim.tasks.handover import lying_quat
+
+    lying = np.r_[0.35, 0.0, 1.0, lying_quat(0.0)]
+    at, turn = object_grasp("part", lying, np.array([0.36, 0.02]), np.deg2rad(80))
+    assert np.allclose(at[:2], [0.35, PART_END_GRASP], atol=1e-6)
+    assert np.isclose(abs(turn), np.deg2rad(10), atol=1e-6)
+    at, _ = object_grasp("part", lying, np.array([0.36, 0.02]), 0.0, held_at=np.array([0.35, 0.03, 1.03]))
+    assert at[1] < 0  # the other hand holds the +y end
+    # a round cell: its centre, any yaw
+    at, turn = object_grasp(OBJECTS[0], np.r_[0.4, 0.1, 0.93, 1, 0, 0, 0], np.array([0.41, 0.1]), 0.3)
+    assert np.allclose(at[:2], [0.4, 0.1]) and turn is None
+    assert part == len(OBJECTS) - 1
+
+
+def test_workcell_places_take_a_release_near_them_and_only_then():
+    env = WorkcellEnv("handover")
+    env.reset(3)
+    places = workcell_places(env.world, env.goal)
+    target = np.asarray(env.goal["target"])
+    tray = [p for p in places if np.allclose(p.centre, target)]
+    assert len(tray) == 1 and tray[0].support
+    assert np.linalg.norm(tray[0].snap(target + [0.03, 0.0]) - target) <= tray[0].half * np.sqrt(2) + 1e-9
+    assert tray[0].snap(target + [0.2, 0.0]) is None  # let go elsewhere: no place meant
+    socket = Place((0.32, -0.30), 0.0, yaw=0.0)
+    assert np.allclose(socket.snap(np.array([0.33, -0.29])), [0.32, -0.30])
+    assert np.isclose(socket.turn(np.deg2rad(95)), np.deg2rad(-5))  # a square fits every quarter turn
+    assert any(not p.support for p in places)  # the pass between the hands, in mid-air
