@@ -59,6 +59,7 @@ PART_END_GRASP = PART_HALF[2] - 0.03  # m from the lying part's centre: where a 
 HANDOVER_PASS = np.array([0.35, 0.0, 1.00])
 APPROACH_ABOVE = 0.05  # m: the hand stays this far above its grasp until it is over it
 YAW_SMOOTH_S = 0.5
+CARRY_SPEED = 0.3  # m/s of the hand with an object in it (the sorting expert's carry is 0.2)
 LET_GO = 0.4 * robot.FINGER_CLOSED  # finger closure while letting go (the sorting expert's, for an 18 mm cell)
 MAX_APERTURE = 1.25  # of the hand's open aperture: wider is a measurement, not a hand
 MAX_DEFER_S = 3.0  # s a hand keeps hold of an object in mid-air, waiting for the other hand to take it
@@ -140,7 +141,7 @@ def workcell_places(world, goal: dict) -> list[Place]:
     places.append(Place(tuple(world.fixture_centre()), 0.0, quat_yaw(world.model.body_quat[world.fixture_body])))
     if "target" in goal:
         places.append(Place(tuple(np.asarray(goal["target"], float)[:2]), TARGET_RADIUS / 3))
-    places.append(Place(tuple(HANDOVER_PASS[:2]), 0.005, z=float(HANDOVER_PASS[2]), support=False))
+    places.append(Place(tuple(HANDOVER_PASS[:2]), 0.005, yaw=0.0, period=np.pi, z=float(HANDOVER_PASS[2]), support=False))
     return places
 
 
@@ -370,8 +371,8 @@ class ObjectCentricReplay:
             if self.flip_for.get(side) != span:  # the arm's way round for this grasp, chosen once
                 # (and for a round cell, which any yaw takes, the yaw near the person's the arm reaches best)
                 turns = (turn,) if turn is not None else tuple(np.deg2rad([0, -30, 30, -60, 60]))
-                errs = [(self.ik[side].solve(self.q, at, yaw_down_quat(plan.yaw[a] + d + f), iterations=30)[1], d, f)
-                        for d in turns for f in (0.0, np.pi)]
+                errs = [(min(self.ik[side].solve(q0, at, yaw_down_quat(plan.yaw[a] + d + f), iterations=30)[1]
+                             for q0 in (self.q, self.home)), d, f) for d in turns for f in (0.0, np.pi)]
                 _, d, self.flip[side] = min(errs, key=lambda e: e[0] + 0.002 * abs(e[1]))
                 self.flip_for[side] = span
                 self.turn_for[side] = d
@@ -426,12 +427,27 @@ class ObjectCentricReplay:
         offset = np.array([c * h["offset"][0] - s * h["offset"][1], s * h["offset"][0] + c * h["offset"][1], h["offset"][2]])
         site = wanted - offset
         site[:2] += h.get("bias", 0.0)
+        if "last" in h:  # a person snatches; a robot carries no faster than CARRY_SPEED (the hold is firm)
+            step = site - h["last"][0]
+            site = h["last"][0] + step * min(1.0, CARRY_SPEED * CONTROL_DT / max(float(np.linalg.norm(step)), 1e-9))
         h["last"] = (site, yaw)
         return site, yaw, closed
 
     def _moved_back(self, h: dict, t: int, a: int, b: int) -> np.ndarray:
         carry = max(b - a - self.settle, 1)
         return h["moved"] * float(np.clip((t - a - self.settle) / (0.5 * carry), 0.0, 1.0))
+
+    def _other_letting_go(self, side: str) -> bool:
+        """Whether the other hand, its part of the demonstration done, still holds (waiting for this
+        one to have it) or is opening on the object this hand has taken."""
+        mine = self.holding.get(side)
+        if mine is None or "offset" not in mine:
+            return False
+        other = SIDES[1 - SIDES.index(side)]
+        theirs = self.holding.get(other)
+        if theirs is not None and theirs["object"] == mine["object"] and theirs.get("deferred", 0) > 0:
+            return True
+        return other in self.released and self.t - self.released[other][0] < self.settle and self.closure[other] > LET_GO
 
     def _other_holds(self, side: str, k: int) -> bool:
         """Whether the other hand has closed on object ``k`` (and settled)."""
@@ -464,6 +480,9 @@ class ObjectCentricReplay:
                 # close, or let go, only where the person did: wait while the arm catches up
                 lag = np.linalg.norm(self.ik[side].site_pose(measured)[0] - site)
                 hold_clock |= lag > RELEASE_TOLERANCE
+            if closed and self.waited < self.max_wait:
+                # carry nothing off that the other hand has not let go of yet
+                hold_clock |= self._other_letting_go(side)
             ik = self.ik[side]
             best = None
             # never turned round with something in hand, nor while closing in on it
