@@ -75,7 +75,7 @@ class Place:
     which an object may be let go, and, for a place that fits one way (a square socket), its
     ``yaw`` and the ``period`` of its symmetry. A place in mid-air (``z``, not a ``support``) is
     where one hand passes an object to the other: it is let go there only once the other hand
-    has it."""
+    has it. People pass an object wherever their hands meet, so the pass reaches farther (10 cm)."""
 
     centre: tuple[float, float]
     half: float = 0.0
@@ -83,12 +83,14 @@ class Place:
     period: float = np.pi / 2
     z: float | None = None
     support: bool = True
+    reach: float = SNAP_RADIUS  # a release this near the place (beyond its extent) is meant for it
+
 
     def snap(self, xy: np.ndarray) -> np.ndarray | None:
         """The nearest point inside this place to a release point ``xy``, or None if too far."""
         c = np.asarray(self.centre)
         inside = c + np.clip(xy - c, -self.half, self.half)
-        return inside if np.linalg.norm(xy - inside) <= SNAP_RADIUS else None
+        return inside if np.linalg.norm(xy - inside) <= self.reach else None
 
     def turn(self, yaw: float) -> float:
         """The least turn that brings an object's ``yaw`` to this place's orientation (0 if none)."""
@@ -141,7 +143,8 @@ def workcell_places(world, goal: dict) -> list[Place]:
     places.append(Place(tuple(world.fixture_centre()), 0.0, quat_yaw(world.model.body_quat[world.fixture_body])))
     if "target" in goal:
         places.append(Place(tuple(np.asarray(goal["target"], float)[:2]), TARGET_RADIUS / 3))
-    places.append(Place(tuple(HANDOVER_PASS[:2]), 0.005, yaw=0.0, period=np.pi, z=float(HANDOVER_PASS[2]), support=False))
+    places.append(Place(tuple(HANDOVER_PASS[:2]), 0.005, yaw=0.0, period=np.pi, z=float(HANDOVER_PASS[2]),
+                        support=False, reach=0.10))
     return places
 
 
