@@ -5,6 +5,7 @@ Reads only the recording's videos, ``calibration.json`` and ``head_poses.csv``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -181,12 +182,9 @@ def settle_hand_identity(raw: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     cols = {side: [names.index(f"{side}_{r}") for r in MARKER_SITES if f"{side}_{r}" in names] for side in SIDES}
     if any(len(c) < len(MARKER_SITES) for c in cols.values()):
         return raw
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            centre = {side: np.nanmean(raw[:, c], axis=1) for side, c in cols.items()}
+    with warnings.catch_warnings():  # frames where a hand is unseen: NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = {side: np.nanmean(raw[:, c], axis=1) for side, c in cols.items()}
     d = np.linalg.norm(centre["right"] - centre["left"], axis=1)
     near = np.nan_to_num(d, nan=np.inf) < MEET
     edges = np.flatnonzero(np.diff(np.r_[0, near.astype(int), 0]))
@@ -216,7 +214,10 @@ def hand_shape_gate(points: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         pairs = [(col[a], col[b], d) for (a, b), d in HAND_SPAN.items() if a in col and b in col]
         if not pairs:
             continue
-        for t in range(len(out)):
+        ia, ja, span = (np.array(x) for x in zip(*pairs))
+        with np.errstate(invalid="ignore"):  # NaN distances compare False
+            broken = (np.linalg.norm(out[:, ia] - out[:, ja], axis=-1) > span).any(axis=1)
+        for t in np.flatnonzero(broken):  # only the frames where the hand is out of shape
             while True:
                 bad = [(i, j) for i, j, d in pairs
                        if np.all(np.isfinite(out[t, [i, j]])) and np.linalg.norm(out[t, i] - out[t, j]) > d]

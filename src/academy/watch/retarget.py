@@ -54,8 +54,8 @@ TRAVEL_LIFT = 0.04  # m of extra height while the hand moves sideways
 PART_END_GRASP = PART_HALF[2] - 0.03  # m from the lying part's centre: where a hand takes it, toward one end
 # Where the robot passes the lying part between its hands (its centre): on a grid of centres
 # (x 0.30-0.44, y -0.06-0.06, z 1.00-1.12 m), both arms reach their top-down grasps of its two
-# ends here within 0.2 mm of pose error, against 13-15 mm at the handover expert's 1.06 m height
-# (/tmp-free: see docs/watch.md, "the pass").
+# ends here within 0.15 mm of pose error, against 12-13 mm at the handover expert's 1.06 m height
+# above the same point (python benchmarks/pass_reach.py).
 HANDOVER_PASS = np.array([0.35, 0.0, 1.00])
 APPROACH_ABOVE = 0.05  # m: the hand stays this far above its grasp until it is over it
 YAW_SMOOTH_S = 0.5
@@ -67,6 +67,11 @@ RELEASE_TOLERANCE = 0.015  # m: the arm must be this close to where the person l
 SNAP_RADIUS = 0.04  # m: a release this near a place (beyond its own extent) is meant for it
 SNAP_FULL, SNAP_FADE = 0.03, 0.10  # m from the release point: fully inside the place / no correction yet
 PLACE_GAIN = 0.3  # per step: how fast the carried object's measured error is taken out over a place
+
+
+def least_turn(target: float, yaw: float, period: float) -> float:
+    """The smallest turn that brings ``yaw`` onto ``target`` modulo a symmetry of ``period``."""
+    return float((target - yaw + period / 2) % period - period / 2)
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,7 @@ class Place:
     period: float = np.pi / 2
     z: float | None = None
     support: bool = True
-    reach: float = SNAP_RADIUS  # a release this near the place (beyond its extent) is meant for it
-
+    reach: float = SNAP_RADIUS
 
     def snap(self, xy: np.ndarray) -> np.ndarray | None:
         """The nearest point inside this place to a release point ``xy``, or None if too far."""
@@ -94,9 +98,7 @@ class Place:
 
     def turn(self, yaw: float) -> float:
         """The least turn that brings an object's ``yaw`` to this place's orientation (0 if none)."""
-        if self.yaw is None:
-            return 0.0
-        return float((self.yaw - yaw + self.period / 2) % self.period - self.period / 2)
+        return 0.0 if self.yaw is None else least_turn(self.yaw, yaw, self.period)
 
 
 def object_grasp(name: str, pose: np.ndarray, xy: np.ndarray, yaw: float,
@@ -125,7 +127,7 @@ def object_grasp(name: str, pose: np.ndarray, xy: np.ndarray, yaw: float,
         if held_at is not None:
             along = -float(np.dot(np.asarray(held_at, float)[:2] - centre[:2], u))
         at = np.r_[centre[:2] + np.sign(along or 1.0) * PART_END_GRASP * u, centre[2] + handover.GRASP_ABOVE_CENTRE]
-    return at, float((base - yaw + period / 2) % period - period / 2)
+    return at, least_turn(base, yaw, period)
 
 
 def workcell_places(world, goal: dict) -> list[Place]:
@@ -315,7 +317,6 @@ class ObjectCentricReplay:
         self.spans = {side: plan.grasps() for side, plan in plans.items()}
         self.max_wait = int(round(1.0 / CONTROL_DT))
         self.max_defer = int(round(MAX_DEFER_S / CONTROL_DT))
-        self.flip_for: dict[str, tuple[int, int]] = {}
         self.home = np.array(robot.HOME, float)
         self.errors: list[np.ndarray] = []
 
@@ -326,7 +327,7 @@ class ObjectCentricReplay:
         self.closure = {side: 0.0 for side in SIDES}
         self.holding: dict[str, dict] = {}
         self.released: dict[str, tuple] = {}
-        self.flip_for = {}
+        self.flip_for: dict[str, tuple[int, int]] = {}  # the grasp span each arm's way round was chosen for
         self.turn_for: dict[str, float] = {}
         self.errors = []
         self.waited = 0
@@ -341,7 +342,8 @@ class ObjectCentricReplay:
         plan, t = self.plans[side], min(self.t, len(self.plans[side].site) - 1)
         site, yaw, closed = plan.site[t].copy(), float(plan.yaw[t]), bool(plan.closed[t])
         span = self._grasp_at(side, t)
-        objects = np.asarray(obs["objects"], float)[:, :3]
+        poses = np.asarray(obs["objects"], float)
+        objects = poses[:, :3]
         if span is None:
             h = self.holding.get(side)
             unsupported = h is not None and (h.get("place") is None or not h["place"][0].support)
@@ -369,7 +371,7 @@ class ObjectCentricReplay:
             # where the other hand holds it)
             other = self.holding.get(SIDES[1 - SIDES.index(side)])
             held_at = other["last"][0] if other is not None and other["object"] == k and "last" in other else None
-            at, turn = object_grasp(OBJECTS[k], np.asarray(obs["objects"], float)[k], grasp_site[:2], float(plan.yaw[a]),
+            at, turn = object_grasp(OBJECTS[k], poses[k], grasp_site[:2], float(plan.yaw[a]),
                                     held_at)
             if self.flip_for.get(side) != span:  # the arm's way round for this grasp, chosen once
                 # (and for a round cell, which any yaw takes, the yaw near the person's the arm reaches best)
@@ -421,7 +423,7 @@ class ObjectCentricReplay:
                 wanted[2] += w * (place.z - release[2])
             # servo on what the robot measures of the object: its yaw onto the place's, and over
             # an exact place its position (the arm sags under load)
-            turn = place.turn(quat_yaw(np.asarray(obs["objects"], float)[k, 3:]))
+            turn = place.turn(quat_yaw(poses[k, 3:]))
             h["turn"] = float(np.clip(h.get("turn", 0.0) + PLACE_GAIN * w * turn, -0.5, 0.5))
             if w == 1.0 and place.half < 0.005:  # an exact place (the socket): servo in
                 h["bias"] = np.clip(h.get("bias", 0.0) + PLACE_GAIN * (wanted[:2] - objects[k, :2]), -0.02, 0.02)
