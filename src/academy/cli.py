@@ -240,9 +240,10 @@ def watch(
     with _progress() as progress:
         bar = progress.add_task("watch", total=n)
         result = run_watch(videos, out, on_recording=lambda _p: progress.advance(bar))
-    table = Table("recording", "episode", "scene seed", "outcome", "reason")
+    table = Table("recording", "episode", "scene seed", "outcome", "idle steps dropped", "reason")
     for e in result.episodes:
-        table.add_row(Path(e.recording).name, str(e.index), str(e.seed), e.outcome, e.reason)
+        table.add_row(Path(e.recording).name, str(e.index), str(e.seed), e.outcome,
+                      str(e.idle_dropped) if e.outcome == "success" else "", e.reason)
     console.print(table)
     for rec, why in result.recordings_skipped.items():
         console.print(f"[yellow]skipped {rec}: {why}[/yellow]")

@@ -120,3 +120,24 @@ def test_a_learned_landmarker_plugs_in(small_recording):
     gt = np.load(small_recording / "ground_truth.npz")["keypoints"]
     assert kp.names == tuple(PerCamera(small_recording).names)
     assert np.median(mpjpe_mm(kp.points, gt)) < 3.0
+
+
+def test_a_pause_is_dropped_from_the_demo_and_the_demo_still_succeeds():
+    from academy.sim.env import WorkcellEnv
+    from academy.sim.experts import make_expert
+    from academy.sim.rollout_expert import rollout
+    from academy.watch.pipeline import Commands, drop_idle, idle_steps
+
+    env = WorkcellEnv("place_part")
+    expert = rollout(env, make_expert("place_part"), 3, record=True)
+    assert expert.success
+    n = len(expert.actions) // 3  # the person stops a third of the way through for 1.5 s
+    paused = expert.actions[:n] + [expert.actions[n - 1]] * 30 + expert.actions[n:]
+    demo = rollout(env, Commands(paused), 3, record=True)
+    assert demo.success and len(demo.actions) >= len(expert.actions) + 25
+    idle = idle_steps(demo)
+    assert idle[n + 10 : n + 30].all()  # once the arm has settled, the pause is idle
+    trimmed, dropped = drop_idle(env, demo)
+    assert trimmed.success and dropped == idle.sum() >= 20
+    assert len(trimmed.actions) == len(demo.actions) - dropped
+    assert not idle_steps(trimmed)[n : n + 5].any()

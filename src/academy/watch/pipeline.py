@@ -26,7 +26,8 @@ from academy.data import Dataset
 from academy.data.collect import FPS as ROBOT_FPS
 from academy.data.collect import episode_frames, workcell_features
 from academy.data.store import EpisodeMeta
-from academy.sim.rollout_expert import rollout
+from academy.sim import robot
+from academy.sim.rollout_expert import EpisodeResult, rollout
 from academy.sim.env import WorkcellEnv
 from academy.sim.tasks import make_task
 from academy.sim.world import OBJECTS
@@ -37,6 +38,8 @@ from academy.watch.segment import active_spans
 
 MIN_COVERAGE = 0.8  # share of an episode's frames in which every keypoint was triangulated
 MAX_IK_ERROR = 0.01  # m: a retargeted pose the robot cannot reach this closely is not a demo
+IDLE_ACTION = 2e-3  # rad: a step whose command moves no joint further than this, ...
+IDLE_SPEED = 0.02  # rad/s: ... taken while no joint moves faster than this, is idle
 
 
 @dataclass
@@ -47,6 +50,7 @@ class EpisodeReport:
     frames: tuple[int, int]
     outcome: str  # "success", "failure" (replayed, did not succeed) or "skipped"
     reason: str = ""
+    idle_dropped: int = 0  # idle steps (the person paused) left out of the stored demo
 
 
 @dataclass
@@ -115,6 +119,43 @@ def episode_plans(kp: Keypoints, span: tuple[int, int]) -> tuple[dict[str, HandP
     return plan_hands(hand_tracks(pts, kp.names, kp.observed[a:b], kp.fps), kp.fps), ""
 
 
+class Commands:
+    """Replays a fixed list of commands (an agent); the last one is held when they run out."""
+
+    def __init__(self, actions: list[np.ndarray]):
+        self.actions = actions
+
+    def reset(self, obs: dict) -> None:
+        self.i = 0
+
+    def act(self, obs: dict) -> np.ndarray:
+        a = self.actions[min(self.i, len(self.actions) - 1)]
+        self.i += 1
+        return a
+
+
+def idle_steps(result: EpisodeResult) -> np.ndarray:
+    """Which steps of a replay were idle: the person paused, so the command stood still and so did
+    the robot. A demonstration's pauses teach a policy to stand still where it should go on."""
+    actions = np.stack(result.actions)
+    speed = np.abs(np.stack([o["proprio"][robot.N_ACTUATORS :] for o in result.observations])).max(1)
+    still = np.r_[False, np.abs(np.diff(actions, axis=0)).max(1) < IDLE_ACTION]
+    return still & (speed < IDLE_SPEED)
+
+
+def drop_idle(env: WorkcellEnv, result: EpisodeResult) -> tuple[EpisodeResult, int]:
+    """The replay again without its idle steps, and how many were dropped; the original where
+    nothing was idle or where the shortened replay no longer succeeds (the physics decides)."""
+    idle = idle_steps(result)
+    if not idle.any():
+        return result, 0
+    kept = [a for a, s in zip(result.actions, idle) if not s]
+    again = rollout(env, Commands(kept), result.seed, record=True)
+    if not again.success:
+        return result, 0
+    return again, len(result.actions) - len(again.actions)
+
+
 def watch(path: str | Path, out: str | Path, on_recording: Callable[[str], None] | None = None,
           keep_failures: bool = False) -> WatchReport:
     """Process every recording under ``path``; append successful demos to the dataset ``out``."""
@@ -166,11 +207,14 @@ def _watch_recording(folder: Path, writer, report: WatchReport, keep_failures: b
         agent = ObjectCentricReplay(plans, places=workcell_places(env.world, env.goal))  # env: reset to seed
         result = rollout(env, agent, seed, record=True)
         outcome = "success" if result.success else "failure"
+        dropped = 0
+        if result.success:
+            result, dropped = drop_idle(env, result)
         if not result.success:
             ik = np.percentile(np.array(agent.errors), 95) if agent.errors else 0.0
             reason = (f"the robot could not follow the hands (IK error p95 {1000 * ik:.0f} mm)" if ik > MAX_IK_ERROR
                       else "replay did not complete the task")
-        report.episodes.append(EpisodeReport(str(folder), i, seed, span, outcome, reason))
+        report.episodes.append(EpisodeReport(str(folder), i, seed, span, outcome, reason, dropped))
         if result.success or keep_failures:
             meta = EpisodeMeta(task=task, source="human-video", outcome=outcome, seed=seed)
             writer.add_episode(episode_frames(result), meta, sentence)
