@@ -17,6 +17,7 @@ from academy.human.body import MARKER_HUES, MARKER_SITES, SIDES
 from academy.video import iter_frames
 from academy.watch.detect import Candidates, LandmarkDetector, MarkerDetector
 from academy.watch.rig import RecordingError, Rig
+from academy.watch.segment import true_spans
 from academy.watch.triangulate import reject_jumps, smooth, triangulate_all
 
 # where each hand is expected when nothing recent says otherwise (the person's right is -y)
@@ -187,8 +188,7 @@ def settle_hand_identity(raw: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         centre = {side: np.nanmean(raw[:, c], axis=1) for side, c in cols.items()}
     d = np.linalg.norm(centre["right"] - centre["left"], axis=1)
     near = np.nan_to_num(d, nan=np.inf) < MEET
-    edges = np.flatnonzero(np.diff(np.r_[0, near.astype(int), 0]))
-    cuts = [a + int(np.nanargmin(d[a:b])) for a, b in zip(edges[::2], edges[1::2])]
+    cuts = [a + int(np.nanargmin(d[a:b])) for a, b in true_spans(near)]
     out = raw.copy()
     for a, b in zip([0, *cuts], [*cuts, len(raw)]):
         yr, yl = np.nanmedian(centre["right"][a:b, 1]), np.nanmedian(centre["left"][a:b, 1])

@@ -45,6 +45,7 @@ from academy.sim.env import CONTROL_DT
 from academy.sim.experts.base import REST
 from academy.sim.experts.ik import ArmIK, yaw_down_quat
 from academy.sim.world import BENCH_TOP_Z, CELL_RADIUS, OBJECTS, PART_HALF, load_model, quat_up_axis, quat_yaw
+from academy.watch.segment import true_spans
 
 SIDES = robot.SIDES
 MIN_SITE_Z = BENCH_TOP_Z + 0.045  # the grasp site stays this high: pads 35 mm below it stay off the bench
@@ -150,12 +151,6 @@ def workcell_places(world, goal: dict) -> list[Place]:
     return places
 
 
-def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) spans where ``mask`` is true."""
-    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
-    return list(zip(edges[::2], edges[1::2]))
-
-
 @dataclass
 class HandTrack:
     """One hand over time at the video rate: (T, 3) pinch point, (T,) yaw, (T,) aperture, (T,) closed."""
@@ -176,7 +171,7 @@ class HandPlan:
 
     def grasps(self) -> list[tuple[int, int]]:
         """[close, open) step spans of each grasp."""
-        return _spans(self.closed)
+        return true_spans(self.closed)
 
 
 def hand_tracks(points: np.ndarray, names: tuple[str, ...], observed: np.ndarray | None = None, fps: float = 30.0,
@@ -214,7 +209,7 @@ def hand_tracks(points: np.ndarray, names: tuple[str, ...], observed: np.ndarray
                 state = a < close_at if not state else a < open_at
             closed[t] = state
         _time_unseen_changes(closed, ratio, pinch, fps)
-        for a, b in _spans(closed):
+        for a, b in true_spans(closed):
             if b - a < min_grasp_s * fps:
                 closed[a:b] = False
         out[side] = HandTrack(pinch, yaw, aperture, closed)
@@ -229,7 +224,7 @@ def pauses(pinch: np.ndarray, fps: float, speed: float = 0.03, min_s: float = 0.
     v = np.linalg.norm(np.gradient(pinch, axis=0), axis=1) * fps
     k = max(1, int(round(0.2 * fps)))
     v = np.convolve(np.nan_to_num(v, nan=np.inf), np.ones(k) / k, mode="same")
-    return [(a, b) for a, b in _spans(v < speed) if b - a >= min_s * fps]
+    return [(a, b) for a, b in true_spans(v < speed) if b - a >= min_s * fps]
 
 
 def _time_unseen_changes(closed: np.ndarray, ratio: np.ndarray, pinch: np.ndarray, fps: float) -> None:
@@ -239,7 +234,7 @@ def _time_unseen_changes(closed: np.ndarray, ratio: np.ndarray, pinch: np.ndarra
     into hiding open and came out closed closed at the end of its first pause in between, and
     one that went in closed and came out open opened at the end of its last pause (in place)."""
     seen = np.isfinite(ratio)
-    for a, b in _spans(~seen):
+    for a, b in true_spans(~seen):
         if a == 0 or b >= len(closed) or closed[a - 1] == closed[b]:
             continue
         still = [(s + a, e + a) for s, e in pauses(pinch[a:b], fps)]

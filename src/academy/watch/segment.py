@@ -5,6 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def true_spans(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) spans where ``mask`` is true."""
+    edges = np.flatnonzero(np.diff(np.r_[0, np.asarray(mask).astype(int), 0]))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 def active_spans(points: np.ndarray, fps: float, speed: float = 0.05, min_gap_s: float = 1.7,
                  min_len_s: float = 1.5, pad_s: float = 0.3, hands: int = 2) -> list[tuple[int, int]]:
     """[start, stop) frame spans in which a hand moves faster than ``speed`` (m/s).
@@ -26,10 +32,8 @@ def active_spans(points: np.ndarray, fps: float, speed: float = 0.05, min_gap_s:
     v = np.where(np.isfinite(lag), lag, 0.0).max(axis=1)
     v = np.r_[np.full(k // 2, v[0] if len(v) else 0.0), v, np.full(k - k // 2 - 1, v[-1] if len(v) else 0.0)]
     moving = np.r_[v > speed, False]
-    edges = np.flatnonzero(np.diff(np.r_[0, moving.astype(int), 0]))
-    spans = [[a, b] for a, b in zip(edges[::2], edges[1::2])]
     merged: list[list[int]] = []
-    for a, b in spans:
+    for a, b in true_spans(moving):
         if merged and a - merged[-1][1] < min_gap_s * fps:
             merged[-1][1] = b
         else:

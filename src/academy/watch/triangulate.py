@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import savgol_filter
 
+from academy.watch.segment import true_spans
+
 
 def dlt(P: np.ndarray, uv: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
     """Weighted DLT: projection matrices (n, 3, 4), pixels (n, 2) -> world point (3,)."""
@@ -148,8 +150,7 @@ def smooth(track: np.ndarray, max_gap: int = 10, window: int = 9, order: int = 2
             gap[a + 1 : b] = True
     out[gap] = np.nan
     ok = ~gap
-    edges = np.flatnonzero(np.diff(np.r_[0, ok.astype(int), 0]))
-    for a, b in zip(edges[::2], edges[1::2]):
+    for a, b in true_spans(ok):
         if b - a >= window:
             out[a:b] = savgol_filter(out[a:b], window, order, axis=0)
     return out
