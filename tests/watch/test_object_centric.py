@@ -8,7 +8,15 @@ from academy.human.body import MARKER_SITES, SIDES
 from academy.sim.env import WorkcellEnv
 from academy.sim.world import OBJECTS, yaw_quat
 from academy.watch.keypoints import hand_shape_gate, settle_hand_identity
-from academy.watch.retarget import PART_END_GRASP, Place, hand_tracks, object_grasp, workcell_places
+from academy.watch.retarget import (
+    PART_END_GRASP,
+    HandPlan,
+    ObjectCentricReplay,
+    Place,
+    hand_tracks,
+    object_grasp,
+    workcell_places,
+)
 
 NAMES = tuple(f"{s}_{m}" for s in SIDES for m in MARKER_SITES)
 FPS = 30
@@ -105,3 +113,42 @@ def test_workcell_places_take_a_release_near_them_and_only_then():
     assert np.allclose(socket.snap(np.array([0.33, -0.29])), [0.32, -0.30])
     assert np.isclose(socket.turn(np.deg2rad(95)), np.deg2rad(-5))  # a square fits every quarter turn
     assert any(not p.support for p in places)  # the pass between the hands, in mid-air
+
+
+def test_an_object_carried_through_the_pass_and_off_was_passed_there():
+    """The giving hand moves off once the other hand has the object, before it is seen to open:
+    a release in mid-air away from every place, on a path through the pass, is the pass."""
+    env = WorkcellEnv("handover")
+    env.reset(3)
+    places = workcell_places(env.world, env.goal)
+    T = 60
+    through = np.r_[np.linspace([0.30, -0.12, 1.00], [0.35, 0.0, 1.00], 30), np.linspace([0.35, 0.0, 1.00], [0.33, -0.25, 1.25], 30)]
+    away = np.linspace([0.30, -0.12, 1.00], [0.20, -0.30, 1.20], T)  # never near the pass
+    for path, passed in ((through, True), (away, False)):
+        plan = HandPlan(path, np.zeros(T), np.ones(T, bool))
+        replay = ObjectCentricReplay({"right": plan, "left": HandPlan(path * 0 + [0.3, 0.3, 1.0], np.zeros(T), np.zeros(T, bool))},
+                                     places=places)
+        h = {"side": "right", "start": path[0].copy(), "site_a": path[0].copy(), "moved": np.zeros(3)}
+        found = replay._place_for(h, 0, T)
+        if not passed:
+            assert found is None
+            continue
+        place, (release, shift) = found
+        assert not place.support  # the pass, in mid-air
+        assert np.linalg.norm(release[:2] + shift - np.asarray(place.centre)) <= place.half * np.sqrt(2) + 1e-9
+        assert np.linalg.norm(release[:2] - [0.35, 0.0]) < 0.01  # where the path met it, not where it ended
+
+
+def test_a_persons_handover_replays_from_their_true_motion(tmp_path):
+    """Perception taken out (ground-truth keypoints, no video): the pipeline's own grasps,
+    retargeting and replay in physics hand the part over, the taking arm reaching its grasp at the
+    pass from the posture that grasp needs (chosen before it closes in, not the one the person's
+    path left it in)."""
+    from academy.human.record import record
+    from academy.watch.keypoints import truth_keypoints
+    from academy.watch.pipeline import watch
+
+    rec = record(tmp_path / "handover-005000", "handover", [5000, 5002], person_seed=1000, render=False)
+    assert not (rec / "videos").exists()
+    report = watch(rec, tmp_path / "out", keypoints_of=truth_keypoints)
+    assert [(e.seed, e.outcome) for e in report.episodes] == [(5000, "success"), (5002, "success")]

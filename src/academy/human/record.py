@@ -197,10 +197,12 @@ def idle(last, seconds: float, rng: np.random.Generator) -> list:
 
 def record(out: str | Path, task: str, seeds: list[int], person_seed: int = 0, difficulty: dict | None = None,
            image_size: tuple[int, int] = body.IMAGE_SIZE, on_frame: Callable[[int, int], None] | None = None,
-           max_frames: int | None = None) -> Path:
+           max_frames: int | None = None, render: bool = True) -> Path:
     """Render one continuous recording of ``task`` for each scene seed in ``seeds``.
 
-    ``max_frames`` cuts each episode short (a preview, or a test's small recording).
+    ``max_frames`` cuts each episode short (a preview, or a test's small recording). With
+    ``render=False`` no video is made: only the ground truth, the head poses, the calibration and
+    the scene (what replaying a person's motion from perfect keypoints needs, in seconds).
     """
     out = Path(out)
     rng = np.random.default_rng([person_seed, *seeds])
@@ -211,10 +213,11 @@ def record(out: str | Path, task: str, seeds: list[int], person_seed: int = 0, d
     data = mujoco.MjData(model)
     world = Workcell(model)
     obj_adr = world.object_qpos_adr
-    renderer = mujoco.Renderer(model, image_size[0], image_size[1])
+    renderer = mujoco.Renderer(model, image_size[0], image_size[1]) if render else None
     opt = mujoco.MjvOption()
     opt.geomgroup[body.HIDDEN_GROUP] = 0
-    writers = {name: Mp4Writer(out / "videos" / f"{name}.mp4", FPS, crf=18) for name, *_ in body.RIG_CAMERAS}
+    writers = {name: Mp4Writer(out / "videos" / f"{name}.mp4", FPS, crf=18) for name, *_ in body.RIG_CAMERAS} if render else {}
+    out.mkdir(parents=True, exist_ok=True)
     marker_sites = [model.site(f"k_{m}").id for m in body.MARKERS]
     rig_site = model.site("h_rig").id
     tip_sites = [[model.site(f"k_{s}_{m}").id for m in ("thumb_tip", "index_tip")] for s in body.SIDES]
@@ -241,7 +244,7 @@ def record(out: str | Path, task: str, seeds: list[int], person_seed: int = 0, d
             for j, adr in enumerate(obj_adr):
                 data.qpos[adr : adr + 7] = objects[j]
             mujoco.mj_forward(model, data)
-            for name, *_ in body.RIG_CAMERAS:
+            for name in writers:
                 renderer.update_scene(data, f"rig_{name}", scene_option=opt)
                 writers[name].add(renderer.render())
             keypoints.append(data.site_xpos[marker_sites].copy())
@@ -269,21 +272,22 @@ def record(out: str | Path, task: str, seeds: list[int], person_seed: int = 0, d
 
 
 def _record_job(args: tuple) -> str:
-    out, task, seeds, person_seed, difficulty = args
-    return str(record(out, task, seeds, person_seed, difficulty))
+    out, task, seeds, person_seed, difficulty, render = args
+    return str(record(out, task, seeds, person_seed, difficulty, render=render))
 
 
 def record_many(out: str | Path, task: str, episodes: int, first_seed: int = 0, per_recording: int = 5,
                 first_person: int = 0, difficulty: dict | None = None, workers: int = 2,
-                on_recording: Callable[[str], None] | None = None) -> list[Path]:
+                on_recording: Callable[[str], None] | None = None, render: bool = True) -> list[Path]:
     """``episodes`` episodes (scene seeds first_seed..) in recordings of ``per_recording`` each,
-    one person per recording (person seeds first_person..), rendered in ``workers`` processes."""
+    one person per recording (person seeds first_person..), rendered in ``workers`` processes
+    (``render=False``: ground truth only, no video)."""
     from concurrent.futures import ProcessPoolExecutor
 
     out = Path(out)
     seeds = list(range(first_seed, first_seed + episodes))
     jobs = [(out / f"{task}-{first_seed + i:06d}", task, seeds[i : i + per_recording], first_person + i // per_recording,
-             difficulty) for i in range(0, len(seeds), per_recording)]
+             difficulty, render) for i in range(0, len(seeds), per_recording)]
     done = []
     with ProcessPoolExecutor(max(1, workers)) as pool:
         for path in pool.map(_record_job, jobs):

@@ -16,7 +16,7 @@ import numpy as np
 from academy.human.body import MARKER_HUES, MARKER_SITES, SIDES
 from academy.video import iter_frames
 from academy.watch.detect import Candidates, LandmarkDetector, MarkerDetector
-from academy.watch.rig import RecordingError, Rig
+from academy.watch.rig import RecordingError, Rig, read_json
 from academy.watch.segment import true_spans
 from academy.watch.triangulate import reject_jumps, smooth, triangulate_all
 
@@ -277,6 +277,21 @@ def fill_from_hand(points: np.ndarray, names: tuple[str, ...], fps: float, max_g
                     out[t, k] = points[t, j] + R @ (points[t0, k] - points[t0, j])
                     break
     return out
+
+
+def truth_keypoints(folder: str | Path) -> Keypoints:
+    """A rendered recording's ground-truth keypoints as if every marker had been seen exactly:
+    for replaying a person's motion with perception taken out (benchmarks/watch_truth.py). Never
+    used by ``academy watch``."""
+    path = Path(folder) / "ground_truth.npz"
+    if not path.exists():
+        raise RecordingError(f"{path}: missing (only rendered recordings carry ground truth)")
+    gt = np.load(path)
+    pts = np.asarray(gt["keypoints"], float)
+    T, K = pts.shape[:2]
+    fps = float(read_json(Path(folder) / "scene.json", "the scene description").get("fps", 30))
+    return Keypoints(tuple(str(n) for n in gt["names"]), pts, pts, np.ones((T, K), bool), np.zeros((T, K), int),
+                     np.zeros((T, K)), fps)
 
 
 def mpjpe_mm(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -157,8 +157,11 @@ def drop_idle(env: WorkcellEnv, result: EpisodeResult) -> tuple[EpisodeResult, i
 
 
 def watch(path: str | Path, out: str | Path, on_recording: Callable[[str], None] | None = None,
-          keep_failures: bool = False) -> WatchReport:
-    """Process every recording under ``path``; append successful demos to the dataset ``out``."""
+          keep_failures: bool = False, keypoints_of: Callable[[Path], Keypoints] = recording_keypoints) -> WatchReport:
+    """Process every recording under ``path``; append successful demos to the dataset ``out``.
+
+    ``keypoints_of`` reads a recording's keypoints: from its videos (the default), or from its
+    ground truth (``truth_keypoints``) to measure the replay with perception taken out."""
     import time
 
     t0 = time.time()
@@ -167,17 +170,18 @@ def watch(path: str | Path, out: str | Path, on_recording: Callable[[str], None]
     ds = Dataset(out) if (out / "meta/info.json").exists() else Dataset.create(out, ROBOT_FPS, workcell_features())
     with ds.writer(flush_every=10) as writer:
         for folder in find_recordings(path):
-            _watch_recording(folder, writer, report, keep_failures)
+            _watch_recording(folder, writer, report, keep_failures, keypoints_of)
             if on_recording:
                 on_recording(str(folder))
     report.wall_seconds = time.time() - t0
     return report
 
 
-def _watch_recording(folder: Path, writer, report: WatchReport, keep_failures: bool) -> None:
+def _watch_recording(folder: Path, writer, report: WatchReport, keep_failures: bool,
+                     keypoints_of: Callable[[Path], Keypoints]) -> None:
     try:
         scene = read_scene(folder)
-        kp = recording_keypoints(folder)
+        kp = keypoints_of(folder)
     except (RecordingError, ValueError) as e:
         report.recordings_skipped[str(folder)] = str(e)
         return

@@ -67,6 +67,8 @@ MAX_DEFER_S = 3.0  # s a hand keeps hold of an object in mid-air, waiting for th
 RELEASE_TOLERANCE = 0.015  # m: the arm must be this close to where the person let go (waiting up to 1 s)
 SNAP_RADIUS = 0.04  # m: a release this near a place (beyond its own extent) is meant for it
 SNAP_FULL, SNAP_FADE = 0.03, 0.10  # m from the release point: fully inside the place / no correction yet
+POSTURE_SWITCH = 0.005  # m: a grasp the arm misses by more than this from where it is, and reaches this much
+# closer from its home posture, is reached from there
 PLACE_GAIN = 0.3  # per step: how fast the carried object's measured error is taken out over a place
 
 
@@ -325,6 +327,7 @@ class ObjectCentricReplay:
         self.holding: dict[str, dict] = {}
         self.released: dict[str, tuple] = {}
         self.flip_for: dict[str, tuple[int, int]] = {}  # the grasp span each arm's way round was chosen for
+        self.posture: dict[str, np.ndarray] = {}  # ... and the arm's joints for that grasp (the IK's seed on the way)
         self.turn_for: dict[str, float] = {}
         self.errors = []
         self.waited = 0
@@ -371,13 +374,19 @@ class ObjectCentricReplay:
             at, turn = object_grasp(OBJECTS[k], poses[k], grasp_site[:2], float(plan.yaw[a]),
                                     held_at)
             if self.flip_for.get(side) != span:  # the arm's way round for this grasp, chosen once
-                # (and for a round cell, which any yaw takes, the yaw near the person's the arm reaches best)
+                # (and for a round cell, which any yaw takes, the yaw near the person's the arm reaches best),
+                # with the arm's posture for it: from where the arm is, or from its home where the arm,
+                # as the person's path left it, cannot reach the grasp (an elbow or wrist at its stop)
                 turns = (turn,) if turn is not None else tuple(np.deg2rad([0, -30, 30, -60, 60]))
-                errs = [(min(self.ik[side].solve(q0, at, yaw_down_quat(plan.yaw[a] + d + f), iterations=30)[1]
-                             for q0 in (self.q, self.home)), d, f) for d in turns for f in (0.0, np.pi)]
-                _, d, self.flip[side] = min(errs, key=lambda e: e[0] + 0.002 * abs(e[1]))
+                sols = {(d, f): [self.ik[side].solve(q0, at, yaw_down_quat(plan.yaw[a] + d + f), iterations=30)
+                                 for q0 in (self.q, self.home)] for d in turns for f in (0.0, np.pi)}
+                d, self.flip[side] = min(sols, key=lambda k: min(e for _, e in sols[k]) + 0.002 * abs(k[0]))
                 self.flip_for[side] = span
                 self.turn_for[side] = d
+                (_, here), (home, from_home) = sols[(d, self.flip[side])]
+                self.posture.pop(side, None)
+                if here > POSTURE_SWITCH and from_home < here - POSTURE_SWITCH:
+                    self.posture[side] = home
             turn = self.turn_for[side] if turn is None else turn
             dyaw = w * turn
             if held_at is None:  # from the bench: the person's approach, onto the object
@@ -406,7 +415,7 @@ class ObjectCentricReplay:
         if "offset" not in h:  # how the robot holds it: object minus its own grasp site, measured
             h["offset"] = objects[k] - self.ik[side].site_pose(np.asarray(obs["proprio"][: robot.N_ACTUATORS]))[0]
             h["yaw_t"] = yaw
-            h["place"] = self._place_for(h, b)
+            h["place"] = self._place_for(h, a, b)
         # the object follows the person's hand's path from where it was grasped
         # (where the pass moved the grasp from the person's, that move is taken back over the first
         # half of the carry: the object is let go where the person let it go)
@@ -418,6 +427,11 @@ class ObjectCentricReplay:
             wanted[:2] += w * shift
             if place.z is not None:
                 wanted[2] += w * (place.z - release[2])
+            if not place.support and (w == 1.0 or "passing" in h):
+                # at the pass the object stays until the other hand has it: where the person's hand
+                # moves off before it is seen to open, it had let go (its opening is seen late)
+                h["passing"] = True
+                wanted = np.r_[release[:2] + shift, place.z if place.z is not None else wanted[2]]
             # servo on what the robot measures of the object: its yaw onto the place's, and over
             # an exact place its position (the arm sags under load)
             turn = place.turn(quat_yaw(poses[k, 3:]))
@@ -456,12 +470,27 @@ class ObjectCentricReplay:
         other = self.holding.get(SIDES[1 - SIDES.index(side)])
         return other is not None and other["object"] == k and "offset" in other
 
-    def _place_for(self, h: dict, b: int):
-        """(place, (release point, shift into it)) for the release that ends a grasp at step ``b``,
-        or None where the person let go away from every place."""
-        release = h["start"] + (self.plans[h["side"]].site[b - 1] - h["site_a"]) - h["moved"]
+    def _place_for(self, h: dict, a: int, b: int):
+        """(place, (release point, shift into it)) for the release that ends grasp [a, b), or None
+        where the person let go away from every place. Where they let go in mid-air away from
+        every place, but carried the object through the pass on the way, it was passed there (the
+        hand that gives moves off once the other has it, before it is seen to open)."""
+        path = h["start"] + (self.plans[h["side"]].site[a:b] - h["site_a"]) - h["moved"]
+        best = self._nearest_place(path[-1], self.places)
+        if best is None:
+            passes = [p for p in self.places if not p.support]
+            near = [(np.linalg.norm(path[:, :2] - np.asarray(p.centre), axis=1), p) for p in passes]
+            for d, place in sorted(near, key=lambda e: float(e[0].min())):
+                best = self._nearest_place(path[int(np.argmin(d))], [place])
+                if best is not None:
+                    break
+        return best
+
+    @staticmethod
+    def _nearest_place(release: np.ndarray, places: list[Place]):
+        """(place, (release, shift into it)) for the place nearest ``release`` within its reach, or None."""
         best = None
-        for place in self.places:
+        for place in places:
             inside = place.snap(release[:2])
             if inside is not None and (best is None or np.linalg.norm(inside - release[:2]) < best[2]):
                 best = (place, inside - release[:2], float(np.linalg.norm(inside - release[:2])))
@@ -490,8 +519,12 @@ class ObjectCentricReplay:
             # never turned round with something in hand, nor while closing in on it
             settled = self.closure[side] == 0 and self._grasp_at(side, min(self.t, len(plan.site) - 1)) is None
             flips = (self.flip[side], np.pi - self.flip[side]) if settled else (self.flip[side],)
+            seed = self.q
+            if side in self.posture and self._grasp_at(side, t) is not None and self.closure[side] == 0:
+                seed = self.q.copy()  # closing in: on the grasp's posture, not the one the path left the arm in
+                seed[ik.index] = self.posture[side]
             for flip in flips:
-                sol, e = ik.solve(self.q, site, yaw_down_quat(yaw + flip), iterations=10)
+                sol, e = ik.solve(seed, site, yaw_down_quat(yaw + flip), iterations=10)
                 if best is None or e < best[1] - 0.005:
                     best = (sol, e, flip)
             if best[1] > 0.01:  # stuck in a poor posture: solve again from the arm's home posture
