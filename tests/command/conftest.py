@@ -1,5 +1,5 @@
 import pytest
-from instrsets import HELDOUT
+from instrsets import HELDOUT, TEST_GOALS
 
 
 @pytest.fixture(scope="session")
@@ -9,7 +9,7 @@ def planner_dir(tmp_path_factory):
     from academy.command.planner import EmbeddingPlanner, build_planner
 
     folder = build_planner(tmp_path_factory.mktemp("planner") / "planner")
-    save_exam(folder, examine(EmbeddingPlanner(folder), HELDOUT))
+    save_exam(folder, examine(EmbeddingPlanner(folder), HELDOUT, goals=TEST_GOALS))
     return folder
 
 

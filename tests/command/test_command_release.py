@@ -29,10 +29,10 @@ def conditioned_policy(tiny_policy, planner_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def other_planner(tmp_path_factory):
     """A planner with another projection (other instruction vectors), examined on a small set."""
-    from instrsets import DEV
+    from instrsets import DEV, TEST_GOALS
 
     folder = build_planner(tmp_path_factory.mktemp("other") / "planner", version="1.1.0", seed=1)
-    save_exam(folder, examine(EmbeddingPlanner(folder), DEV))
+    save_exam(folder, examine(EmbeddingPlanner(folder), DEV, goals=TEST_GOALS))
     return folder
 
 

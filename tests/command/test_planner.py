@@ -119,3 +119,16 @@ def test_a_bad_instruction_set_is_named(tmp_path):
     bad.write_text('{"text": "sort the cells", "plan": []}\n{"text": "x"}\n')
     with pytest.raises(InstructionSetError, match="set.jsonl:2: needs 'text' and exactly one"):
         read_set(bad)
+
+
+def test_a_planner_slower_than_its_latency_goal_fails_its_exam(planner, planner_dir, tmp_path):
+    from instrsets import DEV
+
+    from academy.command.exam import examine, save_exam
+
+    copy = shutil.copytree(planner_dir, tmp_path / "slow")
+    report = examine(planner, DEV, goals={"p99_ms": 1e-6})  # no planner answers in a nanosecond
+    assert report["accuracy"] >= 0.9 and not report["passed"] and report["goals"]["p99_ms"] == 1e-6
+    save_exam(copy, report)
+    with pytest.raises(PlannerError, match=r"p99 [\d.]+ ms \(goal 1e-06 ms\)"):
+        passed_exam(copy)

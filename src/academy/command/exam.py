@@ -51,7 +51,9 @@ def judge(row: dict, got: dict) -> bool:
     return "plan" in got and got["plan"] == row["plan"]
 
 
-def examine(planner, path: str | Path, warmup: int = 5) -> dict:
+def examine(planner, path: str | Path, warmup: int = 5, goals: dict | None = None) -> dict:
+    """The exam's report; ``goals`` (default ``GOALS``) decide whether it passed, and go into it."""
+    goals = {**GOALS, **(goals or {})}
     rows = read_set(path)
     timed_plans(planner, [r["text"] for r in rows[:warmup]])
     plans, ms = timed_plans(planner, [r["text"] for r in rows])
@@ -72,9 +74,9 @@ def examine(planner, path: str | Path, warmup: int = 5) -> dict:
         "refused_any_kind": int((refused & refuse).sum()), "false_refusals": int((refused & ~refuse).sum()),
         "latency_ms": {"p50": float(np.percentile(ms_arr, 50)), "p99": float(np.percentile(ms_arr, 99)),
                        "max": float(ms_arr.max())},
-        "goals": GOALS, "wrong": [r for r in results if not r["right"]],
+        "goals": goals, "wrong": [r for r in results if not r["right"]],
     }
-    report["passed"] = report["accuracy"] >= GOALS["accuracy"] and report["latency_ms"]["p99"] <= GOALS["p99_ms"]
+    report["passed"] = report["accuracy"] >= goals["accuracy"] and report["latency_ms"]["p99"] <= goals["p99_ms"]
     return report
 
 
@@ -98,7 +100,8 @@ def passed_exam(folder: str | Path) -> dict:
     if report.get("planner_sha256") != planner_digest(folder):
         raise PlannerError(f"the planner {folder} changed since its exam: examine it again")
     if not report.get("passed"):
+        goals = report.get("goals") or GOALS
         raise PlannerError(f"the planner {folder} failed its exam: accuracy {report['accuracy']:.1%} "
-                           f"(goal {GOALS['accuracy']:.0%}), p99 {report['latency_ms']['p99']:.1f} ms "
-                           f"(goal {GOALS['p99_ms']:.0f} ms)")
+                           f"(goal {goals['accuracy']:.0%}), p99 {report['latency_ms']['p99']:.1f} ms "
+                           f"(goal {goals['p99_ms']:g} ms)")
     return report
