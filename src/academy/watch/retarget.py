@@ -517,10 +517,10 @@ class ObjectCentricReplay:
             ik = self.ik[side]
             best = None
             # never turned round with something in hand, nor while closing in on it
-            settled = self.closure[side] == 0 and self._grasp_at(side, min(self.t, len(plan.site) - 1)) is None
-            flips = (self.flip[side], np.pi - self.flip[side]) if settled else (self.flip[side],)
+            open_hand, closing_in = self.closure[side] == 0, self._grasp_at(side, t) is not None
+            flips = (self.flip[side], np.pi - self.flip[side]) if open_hand and not closing_in else (self.flip[side],)
             seed = self.q
-            if side in self.posture and self._grasp_at(side, t) is not None and self.closure[side] == 0:
+            if side in self.posture and open_hand and closing_in:
                 seed = self.q.copy()  # closing in: on the grasp's posture, not the one the path left the arm in
                 seed[ik.index] = self.posture[side]
             for flip in flips:
