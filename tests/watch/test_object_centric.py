@@ -33,6 +33,16 @@ def _hands(T: int, right: np.ndarray, left: np.ndarray) -> np.ndarray:
     return pts
 
 
+def _pinching(pts: np.ndarray, gap: np.ndarray, wander: np.ndarray | float = 0.0) -> np.ndarray:
+    """``pts`` with the right hand's thumb and index tips ``gap`` (T,) apart along y about their
+    midpoint, the midpoint moved by ``wander`` (T, 3)."""
+    ti, ii = NAMES.index("right_thumb_tip"), NAMES.index("right_index_tip")
+    centre = (pts[:, ti] + pts[:, ii]) / 2 + wander
+    half = np.c_[np.zeros(len(gap)), gap / 2, np.zeros(len(gap))]
+    pts[:, ti], pts[:, ii] = centre - half, centre + half
+    return pts
+
+
 def test_a_marker_from_the_other_glove_is_dropped():
     T = 5
     pts = _hands(T, np.tile([0.3, -0.2, 1.0], (T, 1)), np.tile([0.3, 0.2, 1.0], (T, 1)))
@@ -66,10 +76,7 @@ def test_a_grasp_the_fingertips_hid_is_timed_at_the_pause():
     x = np.r_[np.linspace(0, 0.2, 40), np.full(25, 0.2), np.linspace(0.2, 0.4, 55)]
     pts = _hands(T, np.c_[0.3 + x, np.full(T, -0.2), np.full(T, 1.0)], np.tile([0.3, 0.25, 1.0], (T, 1)))
     ti, ii = NAMES.index("right_thumb_tip"), NAMES.index("right_index_tip")
-    gap = np.where(np.arange(T) < 52, 0.09, 0.05)
-    centre = (pts[:, ti] + pts[:, ii]) / 2
-    half = np.c_[np.zeros(T), gap / 2, np.zeros(T)]  # thumb and index apart along y
-    pts[:, ti], pts[:, ii] = centre - half, centre + half
+    pts = _pinching(pts, np.where(np.arange(T) < 52, 0.09, 0.05))
     observed = np.ones((T, len(NAMES)), bool)
     observed[15:90, [ti, ii]] = False
     closed = hand_tracks(pts, NAMES, observed, FPS)["right"].closed
@@ -152,3 +159,69 @@ def test_a_persons_handover_replays_from_their_true_motion(tmp_path):
     assert not (rec / "videos").exists()
     report = watch(rec, tmp_path / "out", keypoints_of=truth_keypoints)
     assert [(e.seed, e.outcome) for e in report.episodes] == [(5000, "success"), (5002, "success")]
+
+
+def test_a_handover_seen_late_and_early_still_passes_the_part(tmp_path):
+    """Where the hands meet, the taking hand's close is seen late (its tips hidden behind the part
+    and the other glove: 0-3.5 s on the rendered footage) and the giving hand's opening early or
+    late: the giving hand keeps hold at the pass until the other has closed, and does not take the
+    part back; the taking hand stays where it closed until the other has let go, though the
+    person's hand was moving off."""
+    from academy.human.record import record
+    from academy.sim.rollout_expert import rollout
+    from academy.watch.keypoints import truth_keypoints
+    from academy.watch.pipeline import episode_plans
+    from academy.watch.segment import active_spans
+
+    rec = record(tmp_path / "handover-005000", "handover", [5000], person_seed=1000, render=False)
+    kp = truth_keypoints(rec)
+    plans, reason = episode_plans(kp, active_spans(kp.points, kp.fps)[0])
+    assert not reason
+    (ra, rb), = [s for s in plans["right"].grasps() if s[1] - s[0] > 20]  # the carry to the pass
+    (la, lb), = plans["left"].grasps()
+    assert ra < la < rb < lb  # the person's left hand closed before the right let go
+    plans["left"].closed[la : la + 40] = False  # the taking hand seen closing 2 s late, moving off ...
+    plans["right"].closed[rb - 8 : rb] = False  # ... the giving hand seen opening 0.4 s early ...
+    plans["right"].closed[rb + 5 : rb + 25] = True  # ... and closing again (the other glove's tips)
+    env = WorkcellEnv("handover")
+    env.reset(5000)
+    agent = ObjectCentricReplay(plans, places=workcell_places(env.world, env.goal))
+    assert rollout(env, agent, 5000).success
+
+
+def test_a_hidden_grasp_is_timed_as_the_wrist_comes_to_rest():
+    # the taking hand arrives (frame 40), waits 2 s holding the part while the other lets go,
+    # then carries it off; its tips are hidden from frame 35 to 110, and where they are placed
+    # from the rest of the hand (mixed with the other glove) they wander by 2 cm: the pinch is
+    # never still, the wrist is. It closed as it came to rest, not when the tips came back.
+    T = 150
+    x = np.r_[np.linspace(0, 0.2, 40), np.full(60, 0.2), np.linspace(0.2, 0.4, 50)]
+    pts = _hands(T, np.c_[0.3 + x, np.full(T, -0.2), np.full(T, 1.0)], np.tile([0.3, 0.25, 1.0], (T, 1)))
+    ti, ii = NAMES.index("right_thumb_tip"), NAMES.index("right_index_tip")
+    wander = np.zeros((T, 3))
+    wander[35:110] = 0.02 * np.c_[np.sin(np.arange(75) / 2), np.cos(np.arange(75) / 3), np.zeros(75)]
+    pts = _pinching(pts, np.where(np.arange(T) < 45, 0.09, 0.05), wander)
+    observed = np.ones((T, len(NAMES)), bool)
+    observed[35:110, [ti, ii]] = False
+    closed = hand_tracks(pts, NAMES, observed, FPS)["right"].closed
+    edge = int(np.flatnonzero(closed)[0])
+    assert 36 <= edge <= 50, edge  # the wrist stopped at frame 40
+    assert closed[edge:].all() and not closed[:edge].any()
+
+
+def test_a_glimpse_or_a_flicker_of_an_open_hand_is_not_a_release():
+    # the hand closes at frame 30 and opens at frame 120; its tips are hidden from 50 to 90 but for
+    # two frames (70, 71) in which the other glove's tips pass for its own (wide open), and seen open
+    # for 4 frames (0.13 s) at 100: neither is a release and a regrasp (a person opens 0.5 s or more)
+    T = 150
+    pts = _hands(T, np.tile([0.4, -0.1, 1.0], (T, 1)), np.tile([0.3, 0.25, 1.0], (T, 1)))
+    ti, ii = NAMES.index("right_thumb_tip"), NAMES.index("right_index_tip")
+    gap = np.where((np.arange(T) >= 30) & (np.arange(T) < 120), 0.05, 0.09)
+    gap[[70, 71]] = 0.11
+    gap[100:104] = 0.09
+    pts = _pinching(pts, gap)
+    observed = np.ones((T, len(NAMES)), bool)
+    observed[50:90, [ti, ii]] = False
+    observed[[70, 71], ti] = observed[[70, 71], ii] = True
+    closed = hand_tracks(pts, NAMES, observed, FPS)["right"].closed
+    assert closed[32:118].all() and not closed[:28].any() and not closed[122:].any()

@@ -62,6 +62,7 @@ APPROACH_ABOVE = 0.05  # m: the hand stays this far above its grasp until it is 
 YAW_SMOOTH_S = 0.5
 CARRY_SPEED = 0.3  # m/s of the hand with an object in it (the sorting expert's carry is 0.2)
 LET_GO = 0.4 * robot.FINGER_CLOSED  # finger closure while letting go (the sorting expert's, for an 18 mm cell)
+MIN_SEEN = 3  # frames: both fingertips seen open for fewer in a row amid their hiding is a glimpse, not a reading
 MAX_APERTURE = 1.25  # of the hand's open aperture: wider is a measurement, not a hand
 MAX_DEFER_S = 3.0  # s a hand keeps hold of an object in mid-air, waiting for the other hand to take it
 RELEASE_TOLERANCE = 0.015  # m: the arm must be this close to where the person let go (waiting up to 1 s)
@@ -69,6 +70,8 @@ SNAP_RADIUS = 0.04  # m: a release this near a place (beyond its own extent) is 
 SNAP_FULL, SNAP_FADE = 0.03, 0.10  # m from the release point: fully inside the place / no correction yet
 POSTURE_SWITCH = 0.005  # m: a grasp the arm misses by more than this from where it is, and reaches this much
 # closer from its home posture, is reached from there
+TRAY_REACH = 0.08  # m: a release this near the tray's mark (over the 18 x 20 cm tray) is meant for it
+SERVO_HALF = 0.01  # m: a place no wider than this (the socket, the tray's mark) is servoed into
 PLACE_GAIN = 0.3  # per step: how fast the carried object's measured error is taken out over a place
 
 
@@ -136,7 +139,8 @@ def object_grasp(name: str, pose: np.ndarray, xy: np.ndarray, yaw: float,
 def workcell_places(world, goal: dict) -> list[Place]:
     """The places of a workcell, read from its model after a scene's reset: the three bins
     (a cell may land anywhere a cell's width inside the walls), the fixture's socket (exact, and
-    square), the tray's target mark where the task has one (within a third of its radius), and
+    square), the tray's target mark where the task has one (within a third of its radius; what is
+    let go anywhere over the tray is meant for it), and
     the robot's own place for passing an object between its hands (``HANDOVER_PASS``): a person
     passes it where their arms meet, which the robot's arms, longer and set otherwise, reach
     badly; the pass moves to where both of the robot's arms take it from above."""
@@ -147,7 +151,8 @@ def workcell_places(world, goal: dict) -> list[Place]:
     places = [Place(tuple(world.bin_centre(i)), bin_half) for i in range(len(world.bin_body))]
     places.append(Place(tuple(world.fixture_centre()), 0.0, quat_yaw(world.model.body_quat[world.fixture_body])))
     if "target" in goal:
-        places.append(Place(tuple(np.asarray(goal["target"], float)[:2]), TARGET_RADIUS / 3))
+        # the only place on the tray: whatever is let go over the tray is meant for it
+        places.append(Place(tuple(np.asarray(goal["target"], float)[:2]), TARGET_RADIUS / 3, reach=TRAY_REACH))
     places.append(Place(tuple(HANDOVER_PASS[:2]), 0.005, yaw=0.0, period=np.pi, z=float(HANDOVER_PASS[2]),
                         support=False, reach=0.10))
     return places
@@ -183,7 +188,8 @@ def hand_tracks(points: np.ndarray, names: tuple[str, ...], observed: np.ndarray
 
     A hand is closed when its aperture falls below ``close_at`` of its open aperture (the 90th
     percentile over the track: a person's own hand size) and open again above ``open_at``;
-    closures shorter than ``min_grasp_s`` are noise, not grasps."""
+    closures and openings shorter than ``min_grasp_s`` are noise, not grasps and releases (a
+    person's regrasp opens the hand for 0.5 s or more)."""
     observed = np.isfinite(points).all(-1) if observed is None else observed
     out = {}
     for side in SIDES:
@@ -204,13 +210,19 @@ def hand_tracks(points: np.ndarray, names: tuple[str, ...], observed: np.ndarray
         open_ = np.percentile(aperture[valid], 90) if valid.any() else 1.0
         ratio = aperture / open_
         ratio[ratio > MAX_APERTURE] = np.nan  # wider than a hand opens: a tip taken from the other glove
+        for a, b in true_spans(np.isfinite(ratio)):  # a glimpse of both tips amid their hiding that
+            if b - a < MIN_SEEN and np.nanmax(ratio[a:b]) >= close_at:  # reads the hand open is as
+                ratio[a:b] = np.nan  # likely the other glove's tips, wide apart (a close is two tips together)
         closed = np.zeros(len(ratio), bool)
         state = False
         for t, a in enumerate(ratio):
             if np.isfinite(a):  # unseen: the hand keeps doing what it did
                 state = a < close_at if not state else a < open_at
             closed[t] = state
-        _time_unseen_changes(closed, ratio, pinch, fps)
+        _time_unseen_changes(closed, ratio, pinch, points[:, names.index(f"{side}_wrist")], fps)
+        for a, b in true_spans(~closed):  # a hand seen open for less than a person takes to let go
+            if 0 < a and b < len(closed) and b - a < min_grasp_s * fps:  # and take hold again: still closed
+                closed[a:b] = True
         for a, b in true_spans(closed):
             if b - a < min_grasp_s * fps:
                 closed[a:b] = False
@@ -229,20 +241,27 @@ def pauses(pinch: np.ndarray, fps: float, speed: float = 0.03, min_s: float = 0.
     return [(a, b) for a, b in true_spans(v < speed) if b - a >= min_s * fps]
 
 
-def _time_unseen_changes(closed: np.ndarray, ratio: np.ndarray, pinch: np.ndarray, fps: float) -> None:
+def _time_unseen_changes(closed: np.ndarray, ratio: np.ndarray, pinch: np.ndarray, wrist: np.ndarray,
+                         fps: float) -> None:
     """Where the fingertips were hidden while the hand closed or opened (a hand reaching in to
     take an object from the other hand hides its own tips), the change is only seen once they
-    reappear, seconds late. A person closes or opens a hand while it is still: a hand that went
-    into hiding open and came out closed closed at the end of its first pause in between, and
-    one that went in closed and came out open opened at the end of its last pause (in place)."""
+    reappear, seconds late. A person closes or opens a hand while it is still. A hand that went
+    into hiding open and came out closed closed as it came to rest: at the start of the first
+    pause of its wrist in between (the wrist marker, on the back of the hand, stays in view where
+    the fingers meet the other hand; the pinch, placed from the rest of the hand there, wanders).
+    One that went in closed and came out open opened at the end of its last pause (in place)."""
     seen = np.isfinite(ratio)
     for a, b in true_spans(~seen):
         if a == 0 or b >= len(closed) or closed[a - 1] == closed[b]:
             continue
-        still = [(s + a, e + a) for s, e in pauses(pinch[a:b], fps)]
-        if not still:
+        if closed[b]:
+            still = [(s + a, e + a) for s, e in pauses(wrist[a:b], fps)]
+            at = still[0][0] if still else None
+        else:
+            still = [(s + a, e + a) for s, e in pauses(pinch[a:b], fps)]
+            at = still[-1][1] if still else None
+        if at is None:
             continue
-        at = still[0][1] if closed[b] else still[-1][1]
         closed[a:b] = closed[a - 1]
         closed[at:b] = closed[b]
 
@@ -320,7 +339,8 @@ class ObjectCentricReplay:
         self.errors: list[np.ndarray] = []
 
     def reset(self, obs: dict) -> None:
-        self.t = 0
+        self.t = 0  # the plan's clock: it waits while the arm catches up
+        self.step = 0  # steps taken: what a hand letting go is timed by
         self.q = np.array(robot.HOME)
         self.flip = {side: 0.0 for side in SIDES}
         self.closure = {side: 0.0 for side in SIDES}
@@ -342,6 +362,9 @@ class ObjectCentricReplay:
         plan, t = self.plans[side], min(self.t, len(self.plans[side].site) - 1)
         site, yaw, closed = plan.site[t].copy(), float(plan.yaw[t]), bool(plan.closed[t])
         span = self._grasp_at(side, t)
+        held = self.holding.get(side)
+        if held is not None and "passing" in held and held["span"] != span:
+            span = None  # holding an object at the pass for the other hand: no new grasp until it is taken
         poses = np.asarray(obs["objects"], float)
         objects = poses[:, :3]
         if span is None:
@@ -351,21 +374,21 @@ class ObjectCentricReplay:
                 # never let go of an object in mid-air: where the person opened their hand over no
                 # place, the other hand was taking it; wait (in place) until it has
                 h["deferred"] = h.get("deferred", 0) + 1
-                if h["deferred"] <= self.max_defer:
+                if h["deferred"] <= self.max_defer or ("passing" in h and self._other_still_to_take(side, t)):
                     return h["last"][0], h["last"][1], True
             if h is not None and "last" in h:
-                self.released[side] = (self.t, *h["last"])
+                self.released[side] = (self.step, *h["last"], h["object"])
             self.holding.pop(side, None)
-            if side in self.released:  # let go: the hand stays while it opens, then rises clear
-                t0, last, last_yaw = self.released[side]
-                if self.t - t0 < 2 * self.settle:
-                    rise = float(np.clip((self.t - t0 - self.settle) / self.settle, 0.0, 1.0))
-                    return last + [0.0, 0.0, APPROACH_ABOVE * rise], last_yaw, False
-            return site, yaw, closed
+            return self._rising(side) or (site, yaw, closed)
         a, b = span
         if t < a + self.settle:  # approach and closing: aim at the object the person went for
             grasp_site = plan.site[a]
             k = int(np.argmin(np.linalg.norm(objects[:, :2] - grasp_site[:2], axis=1)))
+            gave = self.released.get(side)
+            if gave is not None and gave[3] == k and self._other_holds(side, k):
+                # a hand does not take back what it has just handed over: where the gloves mix at a
+                # pass, the giving hand can be read closing again after it let go
+                return self._rising(side) or (site, yaw, False)
             w = float(np.clip((t - (a - self.approach)) / max(self.approach, 1), 0, 1))
             # ... where and how the object affords a grasp nearest the person's (its other end,
             # where the other hand holds it)
@@ -399,23 +422,30 @@ class ObjectCentricReplay:
                 above = at + [0.0, 0.0, APPROACH_ABOVE]
                 if t < mid:
                     site = site + w * (above - site)
-                else:
+                else:  # ... turned to the object's own grasp, not the person's hidden hand's
                     site = above + min(1.0, (t - mid) / max(a - mid, 1)) * (at - above)
+                    dyaw = float(plan.yaw[a]) + turn - yaw
                 if t == mid:
                     here = self.ik[side].site_pose(np.asarray(obs["proprio"][: robot.N_ACTUATORS]))[0]
                     self.wait_approach |= bool(np.linalg.norm(here - above) > RELEASE_TOLERANCE and self.waited < self.max_wait)
-            self.holding[side] = {"side": side, "object": k, "start": objects[k].copy(), "site_a": grasp_site.copy(),
+            self.holding[side] = {"side": side, "span": span, "object": k, "start": objects[k].copy(), "site_a": grasp_site.copy(),
                                   "dyaw": dyaw, "moved": np.zeros(3) if held_at is None else at - grasp_site}
             return site, yaw + dyaw, closed
         h = self.holding.get(side)
-        if h is None:
-            return site, yaw, closed
+        if h is None:  # a grasp whose approach was passed over (the hand held something at the pass)
+            return self._rising(side) or (site, yaw, False)
         k = h["object"]
         yaw += h["dyaw"]  # the hand keeps the turn it took to meet the object
         if "offset" not in h:  # how the robot holds it: object minus its own grasp site, measured
-            h["offset"] = objects[k] - self.ik[side].site_pose(np.asarray(obs["proprio"][: robot.N_ACTUATORS]))[0]
+            grip = self.ik[side].site_pose(np.asarray(obs["proprio"][: robot.N_ACTUATORS]))[0]
+            h["offset"] = objects[k] - grip
             h["yaw_t"] = yaw
             h["place"] = self._place_for(h, a, b)
+            h["last"] = (grip, yaw)
+        if self._other_holds(side, k) or self._other_letting_go(side):
+            # both hands on it: neither moves (nor turns it) until the one that gives it has let go
+            # (where its opening is seen late, the person's taking hand is already moving off)
+            return h["last"][0], h["last"][1], closed
         # the object follows the person's hand's path from where it was grasped
         # (where the pass moved the grasp from the person's, that move is taken back over the first
         # half of the carry: the object is let go where the person let it go)
@@ -433,10 +463,11 @@ class ObjectCentricReplay:
                 h["passing"] = True
                 wanted = np.r_[release[:2] + shift, place.z if place.z is not None else wanted[2]]
             # servo on what the robot measures of the object: its yaw onto the place's, and over
-            # an exact place its position (the arm sags under load)
+            # a small place its position (the arm sags under load; the object may have turned in the grip)
             turn = place.turn(quat_yaw(poses[k, 3:]))
             h["turn"] = float(np.clip(h.get("turn", 0.0) + PLACE_GAIN * w * turn, -0.5, 0.5))
-            if w == 1.0 and place.half < 0.005:  # an exact place (the socket): servo in
+            if w == 1.0 and place.support and place.half <= SERVO_HALF:  # a small place (the socket, the
+                # tray's mark; not a bin): servo in, as the object may have slipped or turned in the grip
                 h["bias"] = np.clip(h.get("bias", 0.0) + PLACE_GAIN * (wanted[:2] - objects[k, :2]), -0.02, 0.02)
         yaw += h.get("turn", 0.0)
         c, s = np.cos(yaw - h["yaw_t"]), np.sin(yaw - h["yaw_t"])
@@ -449,13 +480,23 @@ class ObjectCentricReplay:
         h["last"] = (site, yaw)
         return site, yaw, closed
 
+    def _rising(self, side: str) -> tuple[np.ndarray, float, bool] | None:
+        """Just let go: the hand stays while it opens, then rises clear (its target), else None."""
+        if side not in self.released:
+            return None
+        t0, last, last_yaw, _ = self.released[side]
+        if self.step - t0 >= 2 * self.settle:
+            return None
+        rise = float(np.clip((self.step - t0 - self.settle) / self.settle, 0.0, 1.0))
+        return last + [0.0, 0.0, APPROACH_ABOVE * rise], last_yaw, False
+
     def _moved_back(self, h: dict, t: int, a: int, b: int) -> np.ndarray:
         carry = max(b - a - self.settle, 1)
         return h["moved"] * float(np.clip((t - a - self.settle) / (0.5 * carry), 0.0, 1.0))
 
     def _other_letting_go(self, side: str) -> bool:
         """Whether the other hand, its part of the demonstration done, still holds (waiting for this
-        one to have it) or is opening on the object this hand has taken."""
+        one to have it) or is letting go of the object this hand has taken."""
         mine = self.holding.get(side)
         if mine is None or "offset" not in mine:
             return False
@@ -463,7 +504,17 @@ class ObjectCentricReplay:
         theirs = self.holding.get(other)
         if theirs is not None and theirs["object"] == mine["object"] and theirs.get("deferred", 0) > 0:
             return True
-        return other in self.released and self.t - self.released[other][0] < self.settle and self.closure[other] > LET_GO
+        # ... and until it has let go and risen clear (its fingers open to LET_GO, then it rises):
+        # carried off sooner, the object is pulled from fingers still on it, or meets them
+        gone = self.released.get(other)
+        return gone is not None and gone[3] == mine["object"] and self.step - gone[0] < 2 * self.settle
+
+    def _other_still_to_take(self, side: str, t: int) -> bool:
+        """Whether the other hand's next grasp is still to come (or still closing) at plan step ``t``:
+        where a person's taking hand is seen to close late (its tips hidden behind the other
+        hand), the hand that gives keeps hold until it has closed, however late that is."""
+        other = SIDES[1 - SIDES.index(side)]
+        return any(a <= t + self.max_defer and t < a + self.settle for a, _ in self.spans[other])
 
     def _other_holds(self, side: str, k: int) -> bool:
         """Whether the other hand has closed on object ``k`` (and settled)."""
@@ -477,7 +528,7 @@ class ObjectCentricReplay:
         hand that gives moves off once the other has it, before it is seen to open)."""
         path = h["start"] + (self.plans[h["side"]].site[a:b] - h["site_a"]) - h["moved"]
         best = self._nearest_place(path[-1], self.places)
-        if best is None:
+        if best is None and not h["moved"].any():  # (not for a hand that took it at the pass)
             passes = [p for p in self.places if not p.support]
             near = [(np.linalg.norm(path[:, :2] - np.asarray(p.centre), axis=1), p) for p in passes]
             for d, place in sorted(near, key=lambda e: float(e[0].min())):
@@ -506,7 +557,7 @@ class ObjectCentricReplay:
             site, yaw, closed = self._target(side, obs)
             plan, t = self.plans[side], min(self.t, len(self.plans[side].site) - 1)
             releasing = closed and t + 1 < len(plan.closed) and not plan.closed[t + 1]
-            grasping = not closed and t + 1 < len(plan.closed) and plan.closed[t + 1]
+            grasping = not closed and t + 1 < len(plan.closed) and plan.closed[t + 1] and not plan.closed[t]
             if (releasing or grasping) and self.waited < self.max_wait:
                 # close, or let go, only where the person did: wait while the arm catches up
                 lag = np.linalg.norm(self.ik[side].site_pose(measured)[0] - site)
@@ -536,7 +587,7 @@ class ObjectCentricReplay:
             step = sol - prev  # scaled as a whole, not clipped per joint: the hand keeps its line
             self.q[ik.index] = prev + step * min(1.0, max_step / max(float(np.abs(step).max()), 1e-9))
             target = robot.FINGER_CLOSED if closed else 0.0
-            if not closed and side in self.released and self.t - self.released[side][0] < self.settle:
+            if not closed and side in self.released and self.step - self.released[side][0] < self.settle:
                 target = LET_GO  # let go gently: fingers thrown wide flick a light cell out of its bin
             self.closure[side] += float(np.clip(target - self.closure[side], -FINGER_STEP, FINGER_STEP))
             self.q[self.fingers[side]] = self.closure[side]
@@ -546,4 +597,5 @@ class ObjectCentricReplay:
         else:
             self.t += 1
             self.waited = 0
+        self.step += 1
         return self.q.copy()
