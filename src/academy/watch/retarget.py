@@ -36,6 +36,7 @@ meant (the person shows which object goes where; the robot's own sensing says ex
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -156,6 +157,15 @@ def workcell_places(world, goal: dict) -> list[Place]:
     places.append(Place(tuple(HANDOVER_PASS[:2]), 0.005, yaw=0.0, period=np.pi, z=float(HANDOVER_PASS[2]),
                         support=False, reach=0.10))
     return places
+
+
+class Released(NamedTuple):
+    """A hand's last letting go: the step it began, where and at what yaw, and the object's index."""
+
+    step: int
+    site: np.ndarray
+    yaw: float
+    object: int
 
 
 @dataclass
@@ -345,7 +355,7 @@ class ObjectCentricReplay:
         self.flip = {side: 0.0 for side in SIDES}
         self.closure = {side: 0.0 for side in SIDES}
         self.holding: dict[str, dict] = {}
-        self.released: dict[str, tuple] = {}
+        self.released: dict[str, Released] = {}
         self.flip_for: dict[str, tuple[int, int]] = {}  # the grasp span each arm's way round was chosen for
         self.posture: dict[str, np.ndarray] = {}  # ... and the arm's joints for that grasp (the IK's seed on the way)
         self.turn_for: dict[str, float] = {}
@@ -377,7 +387,7 @@ class ObjectCentricReplay:
                 if h["deferred"] <= self.max_defer or ("passing" in h and self._other_still_to_take(side, t)):
                     return h["last"][0], h["last"][1], True
             if h is not None and "last" in h:
-                self.released[side] = (self.step, *h["last"], h["object"])
+                self.released[side] = Released(self.step, *h["last"], h["object"])
             self.holding.pop(side, None)
             return self._rising(side) or (site, yaw, closed)
         a, b = span
@@ -385,7 +395,7 @@ class ObjectCentricReplay:
             grasp_site = plan.site[a]
             k = int(np.argmin(np.linalg.norm(objects[:, :2] - grasp_site[:2], axis=1)))
             gave = self.released.get(side)
-            if gave is not None and gave[3] == k and self._other_holds(side, k):
+            if gave is not None and gave.object == k and self._other_holds(side, k):
                 # a hand does not take back what it has just handed over: where the gloves mix at a
                 # pass, the giving hand can be read closing again after it let go
                 return self._rising(side) or (site, yaw, False)
@@ -484,11 +494,11 @@ class ObjectCentricReplay:
         """Just let go: the hand stays while it opens, then rises clear (its target), else None."""
         if side not in self.released:
             return None
-        t0, last, last_yaw, _ = self.released[side]
-        if self.step - t0 >= 2 * self.settle:
+        gone = self.released[side]
+        if self.step - gone.step >= 2 * self.settle:
             return None
-        rise = float(np.clip((self.step - t0 - self.settle) / self.settle, 0.0, 1.0))
-        return last + [0.0, 0.0, APPROACH_ABOVE * rise], last_yaw, False
+        rise = float(np.clip((self.step - gone.step - self.settle) / self.settle, 0.0, 1.0))
+        return gone.site + [0.0, 0.0, APPROACH_ABOVE * rise], gone.yaw, False
 
     def _moved_back(self, h: dict, t: int, a: int, b: int) -> np.ndarray:
         carry = max(b - a - self.settle, 1)
@@ -507,7 +517,7 @@ class ObjectCentricReplay:
         # ... and until it has let go and risen clear (its fingers open to LET_GO, then it rises):
         # carried off sooner, the object is pulled from fingers still on it, or meets them
         gone = self.released.get(other)
-        return gone is not None and gone[3] == mine["object"] and self.step - gone[0] < 2 * self.settle
+        return gone is not None and gone.object == mine["object"] and self.step - gone.step < 2 * self.settle
 
     def _other_still_to_take(self, side: str, t: int) -> bool:
         """Whether the other hand's next grasp is still to come (or still closing) at plan step ``t``:
@@ -587,7 +597,7 @@ class ObjectCentricReplay:
             step = sol - prev  # scaled as a whole, not clipped per joint: the hand keeps its line
             self.q[ik.index] = prev + step * min(1.0, max_step / max(float(np.abs(step).max()), 1e-9))
             target = robot.FINGER_CLOSED if closed else 0.0
-            if not closed and side in self.released and self.step - self.released[side][0] < self.settle:
+            if not closed and side in self.released and self.step - self.released[side].step < self.settle:
                 target = LET_GO  # let go gently: fingers thrown wide flick a light cell out of its bin
             self.closure[side] += float(np.clip(target - self.closure[side], -FINGER_STEP, FINGER_STEP))
             self.q[self.fingers[side]] = self.closure[side]
