@@ -8,7 +8,7 @@ import pytest
 
 from academy.watch.detect import MarkerDetector
 from academy.watch.rig import Camera, Rig
-from academy.watch.triangulate import reject_jumps, smooth, triangulate
+from academy.watch.triangulate import reject_jumps, reject_strays, smooth, triangulate
 
 HUES = {"a": 160, "b": 200, "c": 295}
 
@@ -93,3 +93,20 @@ def test_smoothing_fills_short_gaps_keeps_long_ones_and_drops_jumps():
     assert np.all(np.isfinite(out[20:25])) and np.all(np.isnan(out[41:54]))
     ok = np.isfinite(out[:, 0])
     assert np.abs(out[ok] - track[ok]).max() < 0.004
+
+
+def test_a_stray_amid_a_gap_is_dropped_not_smoothed_into_its_neighbours():
+    # where the hands meet, a marker placed from the other glove lands metres off between two
+    # short gaps: no pair of neighbours judges it, and smoothed it dragged the hand ~2 m for frames
+    t = np.linspace(0, 1, 60)
+    track = np.stack([0.3 + 0.5 * t, 0 * t, 1.0 + 0 * t], 1)  # a hand moving at 0.5 m/s
+    noisy = track.copy()
+    noisy[28:31] = np.nan
+    noisy[31] = [1.26, 0.15, -1.83]
+    noisy[32:36] = np.nan
+    assert np.all(np.isfinite(reject_jumps(noisy)[31]))  # the pairwise check cannot see it
+    out = smooth(noisy)
+    assert np.all(np.isfinite(out[:, 0])) and np.abs(out - track).max() < 0.002
+    fast = np.stack([0.2 + 2.0 * t, 0 * t, 1.0 + 0 * t], 1)  # 2 m/s, a gap on one side: kept
+    fast[20:26] = np.nan
+    assert np.all(np.isfinite(reject_strays(fast)[np.r_[0:20, 26:60]]))

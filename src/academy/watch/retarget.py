@@ -166,6 +166,7 @@ class Released(NamedTuple):
     site: np.ndarray
     yaw: float
     object: int
+    passed: bool = False  # handed to the other hand (let go in mid-air, the other holding it)
 
 
 @dataclass
@@ -208,13 +209,6 @@ def hand_tracks(points: np.ndarray, names: tuple[str, ...], observed: np.ndarray
         pinch = (thumb + index) / 2
         axis = index - thumb
         seen = observed[:, i] & observed[:, j] & np.isfinite(axis).all(-1)
-        yaw = np.arctan2(axis[:, 1], axis[:, 0]) - np.pi / 2  # robot yaw: its closing axis (hand y) at yaw + 90 deg
-        yaw = _continuous_mod_pi(np.where(seen, yaw, np.nan))
-        yaw = _fill_nan(yaw)  # where the tips are hidden the hand keeps the yaw it was last seen with
-        # two fingertip markers give the yaw to a few degrees a frame; the robot's wrist turns
-        # its whole arm to follow, so the yaw is smoothed over YAW_SMOOTH_S (a person's hand turns slower)
-        k = max(1, int(round(YAW_SMOOTH_S * fps)) | 1)
-        yaw = np.convolve(np.pad(yaw, k // 2, mode="edge"), np.ones(k) / k, mode="valid")
         aperture = np.where(seen, np.linalg.norm(axis, axis=1), np.nan)
         valid = np.isfinite(aperture)
         open_ = np.percentile(aperture[valid], 90) if valid.any() else 1.0
@@ -223,6 +217,15 @@ def hand_tracks(points: np.ndarray, names: tuple[str, ...], observed: np.ndarray
         for a, b in true_spans(np.isfinite(ratio)):  # a glimpse of both tips amid their hiding that
             if b - a < MIN_SEEN and np.nanmax(ratio[a:b]) >= close_at:  # reads the hand open is as
                 ratio[a:b] = np.nan  # likely the other glove's tips, wide apart (a close is two tips together)
+        # the yaw only from the readings the aperture keeps: two tips that are not this hand's
+        # (wider apart than it opens, a glimpse) point anywhere
+        yaw = np.arctan2(axis[:, 1], axis[:, 0]) - np.pi / 2  # robot yaw: its closing axis (hand y) at yaw + 90 deg
+        yaw = _continuous_mod_pi(np.where(np.isfinite(ratio), yaw, np.nan))
+        yaw = _fill_nan(yaw)  # where the tips are hidden the hand keeps the yaw it was last seen with
+        # two fingertip markers give the yaw to a few degrees a frame; the robot's wrist turns
+        # its whole arm to follow, so the yaw is smoothed over YAW_SMOOTH_S (a person's hand turns slower)
+        k = max(1, int(round(YAW_SMOOTH_S * fps)) | 1)
+        yaw = np.convolve(np.pad(yaw, k // 2, mode="edge"), np.ones(k) / k, mode="valid")
         closed = np.zeros(len(ratio), bool)
         state = False
         for t, a in enumerate(ratio):
@@ -353,6 +356,7 @@ class ObjectCentricReplay:
         self.step = 0  # steps taken: what a hand letting go is timed by
         self.q = np.array(robot.HOME)
         self.flip = {side: 0.0 for side in SIDES}
+        self.free = {side: False for side in SIDES}  # whether the arm's IK leaves a joint at its stop out of the step
         self.closure = {side: 0.0 for side in SIDES}
         self.holding: dict[str, dict] = {}
         self.released: dict[str, Released] = {}
@@ -387,7 +391,8 @@ class ObjectCentricReplay:
                 if h["deferred"] <= self.max_defer or ("passing" in h and self._other_still_to_take(side, t)):
                     return h["last"][0], h["last"][1], True
             if h is not None and "last" in h:
-                self.released[side] = Released(self.step, *h["last"], h["object"])
+                self.released[side] = Released(self.step, *h["last"], h["object"],
+                                               unsupported and self._other_holds(side, h["object"]))
             self.holding.pop(side, None)
             return self._rising(side) or (site, yaw, closed)
         a, b = span
@@ -479,6 +484,8 @@ class ObjectCentricReplay:
             if w == 1.0 and place.support and place.half <= SERVO_HALF:  # a small place (the socket, the
                 # tray's mark; not a bin): servo in, as the object may have slipped or turned in the grip
                 h["bias"] = np.clip(h.get("bias", 0.0) + PLACE_GAIN * (wanted[:2] - objects[k, :2]), -0.02, 0.02)
+        if "passing" in h:  # at the pass the hand holds the object still for the other to take: the
+            yaw = h.setdefault("pass_yaw", yaw)  # person's hand there, hidden by the other, is read worst
         yaw += h.get("turn", 0.0)
         c, s = np.cos(yaw - h["yaw_t"]), np.sin(yaw - h["yaw_t"])
         offset = np.array([c * h["offset"][0] - s * h["offset"][1], s * h["offset"][0] + c * h["offset"][1], h["offset"][2]])
@@ -491,14 +498,23 @@ class ObjectCentricReplay:
         return site, yaw, closed
 
     def _rising(self, side: str) -> tuple[np.ndarray, float, bool] | None:
-        """Just let go: the hand stays while it opens, then rises clear (its target), else None."""
+        """Just let go: the hand stays while it opens, then rises clear (its target), else None.
+        A hand that has handed its object over, with nothing more to take, then goes back to its
+        rest, away from the other hand: the person's, seen there amid the other glove, is read
+        worst, and followed it sweeps through the object the other hand now carries off."""
         if side not in self.released:
             return None
         gone = self.released[side]
-        if self.step - gone.step >= 2 * self.settle:
-            return None
         rise = float(np.clip((self.step - gone.step - self.settle) / self.settle, 0.0, 1.0))
-        return gone.site + [0.0, 0.0, APPROACH_ABOVE * rise], gone.yaw, False
+        risen = gone.site + [0.0, 0.0, APPROACH_ABOVE * rise]
+        if self.step - gone.step < 2 * self.settle:
+            return risen, gone.yaw, False
+        if not gone.passed or any(a - self.approach > self.t for a, _ in self.spans[side]):
+            return None
+        home = np.asarray(robot.HOME_HAND_POS[side], float)
+        away = float(np.linalg.norm(home - risen))
+        w = min(1.0, (self.step - gone.step - 2 * self.settle) * CARRY_SPEED * CONTROL_DT / max(away, 1e-9))
+        return risen + w * (home - risen), (1 - w) * gone.yaw, False
 
     def _moved_back(self, h: dict, t: int, a: int, b: int) -> np.ndarray:
         carry = max(b - a - self.settle, 1)
@@ -585,13 +601,18 @@ class ObjectCentricReplay:
                 seed = self.q.copy()  # closing in: on the grasp's posture, not the one the path left the arm in
                 seed[ik.index] = self.posture[side]
             for flip in flips:
-                sol, e = ik.solve(seed, site, yaw_down_quat(yaw + flip), iterations=10)
+                sol, e = ik.solve(seed, site, yaw_down_quat(yaw + flip), iterations=10, free_limits=self.free[side])
                 if best is None or e < best[1] - 0.005:
                     best = (sol, e, flip)
-            if best[1] > 0.01:  # stuck in a poor posture: solve again from the arm's home posture
-                sol, e = ik.solve(self.home, site, yaw_down_quat(yaw + best[2]), iterations=30)
-                if e < best[1] - 0.005:
-                    best = (sol, e, best[2])
+            if best[1] > 0.01:  # stuck in a poor posture: solve again from the arm's home posture,
+                # and with a joint held at its stop left out of the step (the wrist at a stop can
+                # stall the plain solve a centimetre short of a pose it reaches); once that is
+                # needed, the arm keeps to it (solved plainly from there, it stalls again: it shakes)
+                for q0, free in ((self.home, False), (seed, True), (self.home, True)):
+                    sol, e = ik.solve(q0, site, yaw_down_quat(yaw + best[2]), iterations=30, free_limits=free)
+                    if e < best[1] - 0.005:
+                        best = (sol, e, best[2])
+                        self.free[side] |= free
             sol, err[h], self.flip[side] = best
             prev = self.q[ik.index]
             step = sol - prev  # scaled as a whole, not clipped per joint: the hand keeps its line

@@ -127,11 +127,27 @@ def reject_jumps(track: np.ndarray, reach: int = 3, max_dev: float = 0.03) -> np
     return out
 
 
+def reject_strays(track: np.ndarray, reach: int = 6, max_dev: float = 0.3) -> np.ndarray:
+    """A point farther than ``max_dev`` (m) from the median of the valid points within ``reach``
+    frames of it (at least two) becomes NaN: a stray amid a gap, which ``reject_jumps`` cannot
+    judge (it needs both neighbours of a pair), metres off where a marker of the other glove was
+    matched, or placed from one; smoothed, one such point drags its hand along for frames.
+    A hand moving fast (2 m/s) strays from that median by well under ``max_dev``."""
+    src = np.asarray(track, float)
+    out = src.copy()
+    valid = np.all(np.isfinite(src), axis=1)
+    for t in np.flatnonzero(valid):
+        near = [u for u in range(max(0, t - reach), min(len(src), t + reach + 1)) if u != t and valid[u]]
+        if len(near) >= 2 and np.linalg.norm(src[t] - np.median(src[near], axis=0)) > max_dev:
+            out[t] = np.nan
+    return out
+
+
 def smooth(track: np.ndarray, max_gap: int = 10, window: int = 9, order: int = 2) -> np.ndarray:
-    """(T, 3) path with NaN gaps -> jumps rejected, gaps up to ``max_gap`` frames filled
-    linearly, then smoothed. Longer gaps stay NaN; each valid stretch is filtered on its own.
+    """(T, 3) path with NaN gaps -> jumps and strays rejected, gaps up to ``max_gap`` frames
+    filled linearly, then smoothed. Longer gaps stay NaN; each valid stretch is filtered on its own.
     """
-    out = reject_jumps(track)
+    out = reject_strays(reject_jumps(track))
     T = len(out)
     valid = np.all(np.isfinite(out), axis=1)
     if valid.sum() < 2:
