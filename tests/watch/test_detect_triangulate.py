@@ -107,6 +107,11 @@ def test_a_stray_amid_a_gap_is_dropped_not_smoothed_into_its_neighbours():
     assert np.all(np.isfinite(reject_jumps(noisy)[31]))  # the pairwise check cannot see it
     out = smooth(noisy)
     assert np.all(np.isfinite(out[:, 0])) and np.abs(out - track).max() < 0.002
+    pair = track.copy()  # two strays beside a good point: the strays go, the good point stays
+    pair[39:44], pair[47:52] = np.nan, np.nan
+    pair[44], pair[46] = [1.2, 0.1, -1.0], [1.1, 0.2, -0.9]
+    kept = reject_strays(pair)
+    assert np.all(np.isnan(kept[[44, 46]])) and np.all(np.isfinite(kept[45]))
     fast = np.stack([0.2 + 2.0 * t, 0 * t, 1.0 + 0 * t], 1)  # 2 m/s, a gap on one side: kept
     fast[20:26] = np.nan
     assert np.all(np.isfinite(reject_strays(fast)[np.r_[0:20, 26:60]]))

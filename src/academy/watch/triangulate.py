@@ -132,14 +132,24 @@ def reject_strays(track: np.ndarray, reach: int = 6, max_dev: float = 0.3) -> np
     frames of it (at least two) becomes NaN: a stray amid a gap, which ``reject_jumps`` cannot
     judge (it needs both neighbours of a pair), metres off where a marker of the other glove was
     matched, or placed from one; smoothed, one such point drags its hand along for frames.
-    A hand moving fast (2 m/s) strays from that median by well under ``max_dev``."""
-    src = np.asarray(track, float)
-    out = src.copy()
-    valid = np.all(np.isfinite(src), axis=1)
+    The worst goes first and its neighbours are judged again without it, so a good point beside
+    two strays is kept. A hand moving fast (2 m/s) strays from that median by well under ``max_dev``."""
+    out = np.asarray(track, float).copy()
+    valid = np.all(np.isfinite(out), axis=1)
+
+    def deviation(t: int) -> float:
+        near = [u for u in range(max(0, t - reach), min(len(out), t + reach + 1)) if u != t and valid[u]]
+        return float(np.linalg.norm(out[t] - np.median(out[near], axis=0))) if len(near) >= 2 else 0.0
+
+    dev = np.zeros(len(out))
     for t in np.flatnonzero(valid):
-        near = [u for u in range(max(0, t - reach), min(len(src), t + reach + 1)) if u != t and valid[u]]
-        if len(near) >= 2 and np.linalg.norm(src[t] - np.median(src[near], axis=0)) > max_dev:
-            out[t] = np.nan
+        dev[t] = deviation(t)
+    while dev.max() > max_dev:
+        t = int(np.argmax(dev))
+        out[t], valid[t], dev[t] = np.nan, False, 0.0
+        for u in range(max(0, t - reach), min(len(out), t + reach + 1)):
+            if valid[u]:
+                dev[u] = deviation(u)
     return out
 
 
