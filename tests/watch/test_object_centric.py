@@ -283,20 +283,26 @@ def test_a_pass_read_turning_and_a_giving_hand_read_sweeping_back(tmp_path):
 
 def test_an_arm_whose_wrist_is_at_its_stop_still_reaches_the_grasp():
     # where the taking arm came to the pass in footage (6108), its wrist at a stop, the plain IK
-    # step stalls 13 mm short of the grasp, and from home too; with that joint left out of the
-    # step the arm reaches it (0.3 mm), and keeps to that solve
+    # step stalls 13 mm short of its grasp of the part's end, and from home too; with that joint
+    # left out of the step the arm reaches it (0.3 mm), and keeps to that solve. Only an arm taking
+    # an object from the other hand does so (elsewhere it changed sorting's paths and lost cells)
+    from academy.sim import robot
+
     env = WorkcellEnv("handover")
     obs, _ = env.reset(5000)
     T, site, yaw = 40, np.array([0.3549, 0.03, 1.0735]), 1.5674
-    from academy.sim import robot
-
-    plans = {"right": HandPlan(np.tile(robot.HOME_HAND_POS["right"], (T, 1)), np.zeros(T), np.zeros(T, bool)),
-             "left": HandPlan(np.tile(site, (T, 1)), np.full(T, yaw), np.zeros(T, bool))}
-    agent = ObjectCentricReplay(plans)
-    agent.reset(obs)
-    ik = agent.ik["left"]
-    agent.q[ik.index] = [-0.6143, 0.2758, -0.7425, -1.8168, 1.5811, 2.2338, 0.7444]
-    agent.flip["left"] = np.pi
-    for _ in range(3):
-        agent.act(obs)
-        assert agent.errors[-1][1] < 0.002, agent.errors[-1][1]
+    stalled = [-0.6143, 0.2758, -0.7425, -1.8168, 1.5811, 2.2338, 0.7444]
+    targets = {"right": (np.array(robot.HOME_HAND_POS["right"]), 0.0, False), "left": (site, yaw, False)}
+    errors = {}
+    for taking in (True, False):
+        plans = {side: HandPlan(np.tile(targets[side][0], (T, 1)), np.full(T, targets[side][1]), np.zeros(T, bool))
+                 for side in SIDES}
+        agent = ObjectCentricReplay(plans)
+        agent.reset(obs)
+        agent._target = lambda side, obs: targets[side]  # the grasp at the pass, as _target gives it
+        agent.holding["left"] = {"from_other": taking}
+        agent.q[agent.ik["left"].index] = stalled
+        agent.flip["left"] = np.pi
+        errors[taking] = [agent.act(obs) is not None and agent.errors[-1][1] for _ in range(3)]
+    assert max(errors[True]) < 0.002, errors
+    assert max(errors[False]) > 0.01, errors  # a sorting arm keeps the plain solve, which stalls at times

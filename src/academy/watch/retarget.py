@@ -444,7 +444,8 @@ class ObjectCentricReplay:
                     here = self.ik[side].site_pose(np.asarray(obs["proprio"][: robot.N_ACTUATORS]))[0]
                     self.wait_approach |= bool(np.linalg.norm(here - above) > RELEASE_TOLERANCE and self.waited < self.max_wait)
             self.holding[side] = {"side": side, "span": span, "object": k, "start": objects[k].copy(), "site_a": grasp_site.copy(),
-                                  "dyaw": dyaw, "moved": np.zeros(3) if held_at is None else at - grasp_site}
+                                  "dyaw": dyaw, "moved": np.zeros(3) if held_at is None else at - grasp_site,
+                                  "from_other": held_at is not None}
             return site, yaw + dyaw, closed
         h = self.holding.get(side)
         if h is None:  # a grasp whose approach was passed over (the hand held something at the pass)
@@ -605,10 +606,14 @@ class ObjectCentricReplay:
                 if best is None or e < best[1] - 0.005:
                     best = (sol, e, flip)
             if best[1] > 0.01:  # stuck in a poor posture: solve again from the arm's home posture,
-                # and with a joint held at its stop left out of the step (the wrist at a stop can
-                # stall the plain solve a centimetre short of a pose it reaches); once that is
-                # needed, the arm keeps to it (solved plainly from there, it stalls again: it shakes)
-                for q0, free in ((self.home, False), (seed, True), (self.home, True)):
+                # and, for an arm taking an object from the other hand, with a joint held at its stop
+                # left out of the step (the wrist at a stop can stall the plain solve a centimetre
+                # short of a pose it reaches); once that is needed, the arm keeps to it (solved
+                # plainly from there, it stalls again: it shakes). Not elsewhere: sorting's arms
+                # stall short often enough that it changed their paths, and lost cells
+                # (docs/watch.md)
+                at_pass = (self.holding.get(side) or {}).get("from_other", False)  # taking it from the other hand
+                for q0, free in ((self.home, False), (seed, True), (self.home, True))[: 3 if at_pass else 1]:
                     sol, e = ik.solve(q0, site, yaw_down_quat(yaw + best[2]), iterations=30, free_limits=free)
                     if e < best[1] - 0.005:
                         best = (sol, e, best[2])
