@@ -24,7 +24,8 @@ meant (the person shows which object goes where; the robot's own sensing says ex
 - grasp: over the last ``approach_s`` before each grasp the hand's x, y blend onto the object
   nearest the person's grasp point;
 - carry: while it holds an object the hand moves so that the object (where the robot measures
-  it in its hand) follows the path the person's hand gave it;
+  it in its hand) follows the path the person's hand gave it (a cell no higher than
+  ``MAX_CELL_LIFT`` above where it was taken);
 - place: where the person lets go within ``SNAP_RADIUS`` of one of the workcell's places (a
   bin, the fixture's socket, the tray's target mark: ``Place``), the carried path bends over
   its last ``SNAP_FADE`` so the object arrives inside that place, turned to the place's
@@ -61,6 +62,11 @@ PART_END_GRASP = PART_HALF[2] - 0.03  # m from the lying part's centre: where a 
 HANDOVER_PASS = np.array([0.35, 0.0, 1.00])
 APPROACH_ABOVE = 0.05  # m: the hand stays this far above its grasp until it is over it
 YAW_SMOOTH_S = 0.5
+# m: a cell is carried no higher than this above where it was taken (its bottom then clears the bins'
+# walls by 6 cm). People lift a light cell up to 19 cm on the way to its bin; held level that high
+# over the bench's near side the robot's arm stalls, tilts the hand, and the thin cell, pinched
+# between two fingertips, works its way out of the grip and falls (docs/watch.md)
+MAX_CELL_LIFT = 0.12
 CARRY_SPEED = 0.3  # m/s of the hand with an object in it (the sorting expert's carry is 0.2)
 LET_GO = 0.4 * robot.FINGER_CLOSED  # finger closure while letting go (the sorting expert's, for an 18 mm cell)
 MIN_SEEN = 3  # frames: both fingertips seen open for fewer in a row amid their hiding is a glimpse, not a reading
@@ -466,6 +472,8 @@ class ObjectCentricReplay:
         # (where the pass moved the grasp from the person's, that move is taken back over the first
         # half of the carry: the object is let go where the person let it go)
         wanted = h["start"] + (plan.site[t] - h["site_a"]) - self._moved_back(h, t, a, b)
+        if OBJECTS[k] != "part":  # ... a cell no higher than it needs to clear the bins (MAX_CELL_LIFT)
+            wanted[2] = min(wanted[2], h["start"][2] + MAX_CELL_LIFT)
         if h["place"] is not None:  # ... bent into the place the person let go at
             place, (release, shift) = h["place"]
             d = np.linalg.norm(wanted[:2] - release[:2])
