@@ -25,6 +25,7 @@ from academy.data import Dataset
 from academy.data.collect import collect
 from academy.data.store import merge
 from academy.evaluate import evaluate
+from academy.flywheel.cycle import wilson
 from academy.learn.train import TrainConfig, train
 
 
@@ -65,7 +66,9 @@ def main() -> None:
         w, e = policies["watched"][task]["nominal_success"], policies["expert"][task]["nominal_success"]
         results["tasks"][task] = {
             "demos_watched": sum(1 for t, _ in scenes if t == task), "demos_expert": expert_ok[task],
-            "success_watched": w, "success_expert": e, "ratio": (w / e) if e > 0 else None}
+            "success_watched": w, "success_expert": e, "ratio": (w / e) if e > 0 else None,
+            "wilson95_watched": wilson(round(w * args.episodes), args.episodes),
+            "wilson95_expert": wilson(round(e * args.episodes), args.episodes)}
         print(task, json.dumps(results["tasks"][task]))
     results["wall_seconds"] = time.time() - t0
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
