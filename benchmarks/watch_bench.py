@@ -83,6 +83,9 @@ def main() -> None:
             "video_seconds": report.video_seconds, "watch_wall_seconds": report.wall_seconds,
             "video_seconds_per_wall_second": report.video_seconds / max(report.wall_seconds, 1e-9),
             "render_wall_seconds": render_s,
+            "not_replayed": [{"recording": e.recording, "seed": e.seed, "outcome": e.outcome, "reason": e.reason}
+                             for e in report.episodes if e.outcome != "success"],
+            "keypoint_error_mm_per_recording": report.keypoint_error_mm,
         }
         print(task, json.dumps(results["tasks"][task], indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

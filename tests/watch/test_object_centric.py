@@ -86,6 +86,26 @@ def test_hands_swapped_where_they_met_are_swapped_back():
     assert np.allclose(settle_hand_identity(pts, NAMES), pts)  # nothing to mend: nothing changed
 
 
+def test_hands_that_trade_places_far_apart_are_swapped_back():
+    # held-out sort_cells-005000: a stray point taken for the left knuckle beside the right hand
+    # led the tracking to swap the gloves 54 cm apart, for 29 s; the hands never met, so no
+    # meeting cut the take there, and the stretch's side of the body was never looked at
+    T = 120
+    sweep = np.sin(np.linspace(0, 3 * np.pi, T))[:, None]
+    right = np.array([0.35, -0.25, 1.0]) + sweep * [0.05, 0.1, 0.0]  # each hand sorting on its own side
+    left = np.array([0.35, 0.25, 1.0]) - sweep * [0.05, 0.1, 0.0]
+    pts = _hands(T, right, left)
+    swapped = pts.copy()
+    r = [NAMES.index(f"right_{m}") for m in MARKER_SITES]
+    l = [NAMES.index(f"left_{m}") for m in MARKER_SITES]
+    swapped[40:90, r], swapped[40:90, l] = pts[40:90, l], pts[40:90, r]
+    swapped[39, NAMES.index("left_knuckle")] = pts[39, NAMES.index("right_knuckle")] + 0.03  # the stray
+    swapped[60:63, l] = np.nan  # a hand unseen for a moment on the way
+    out = settle_hand_identity(swapped, NAMES)
+    keep = np.isfinite(swapped).all(-1).all(-1) & (np.arange(T) != 39)
+    assert np.allclose(out[keep], pts[keep])
+
+
 def test_a_grasp_the_fingertips_hid_is_timed_at_the_pause():
     # the hand travels, stops (0.8 s), then travels on; its tips are hidden from 0.5 s to 3 s:
     # open before, closed after. It closed while it stood still, not when the tips came back.

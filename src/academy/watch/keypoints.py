@@ -179,7 +179,8 @@ def settle_hand_identity(raw: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     can leave them swapped for the rest of the take. Between meetings each hand keeps to its own
     side of the body (the right hand at lower y) for most of the time: a stretch between two
     meetings where the hand called right keeps left of the one called left is swapped back.
-    Stretches are cut where, within a meeting, the hands came nearest."""
+    Stretches are cut where, within a meeting, the hands came nearest, and where the hands, apart,
+    trade places from one frame to the next (the tracking led across by a stray point)."""
     cols = {side: [names.index(f"{side}_{r}") for r in MARKER_SITES if f"{side}_{r}" in names] for side in SIDES}
     if any(len(c) < len(MARKER_SITES) for c in cols.values()):
         return raw
@@ -189,11 +190,26 @@ def settle_hand_identity(raw: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     d = np.linalg.norm(centre["right"] - centre["left"], axis=1)
     near = np.nan_to_num(d, nan=np.inf) < MEET
     cuts = [a + int(np.nanargmin(d[a:b])) for a, b in true_spans(near)]
+    # ... and where the two hands, apart, trade places from one frame to the next (a stray point
+    # taken for one hand's knuckle: the tracking follows it to the other hand)
+    r, l = (_carried(centre[s]) for s in SIDES)
+    kept = np.linalg.norm(r[1:] - r[:-1], axis=1) + np.linalg.norm(l[1:] - l[:-1], axis=1)
+    crossed = np.linalg.norm(r[1:] - l[:-1], axis=1) + np.linalg.norm(l[1:] - r[:-1], axis=1)
+    cuts = sorted({*cuts, *(1 + np.flatnonzero(np.nan_to_num(kept - crossed, nan=-np.inf) > MEET))})
     out = raw.copy()
     for a, b in zip([0, *cuts], [*cuts, len(raw)]):
         yr, yl = np.nanmedian(centre["right"][a:b, 1]), np.nanmedian(centre["left"][a:b, 1])
         if np.isfinite(yr) and np.isfinite(yl) and yr > yl:
             out[a:b, cols["right"]], out[a:b, cols["left"]] = raw[a:b, cols["left"]], raw[a:b, cols["right"]]
+    return out
+
+
+def _carried(x: np.ndarray) -> np.ndarray:
+    """(T, 3) with each unseen (NaN) row the last seen one before it."""
+    out = np.array(x, float)
+    for t in range(1, len(out)):
+        if not np.isfinite(out[t]).all():
+            out[t] = out[t - 1]
     return out
 
 
