@@ -36,7 +36,7 @@ meant (the person shows which object goes where; the robot's own sensing says ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -69,6 +69,8 @@ YAW_SMOOTH_S = 0.5
 MAX_CELL_LIFT = 0.12
 CARRY_SPEED = 0.3  # m/s of the hand with an object in it (the sorting expert's carry is 0.2)
 LET_GO = 0.4 * robot.FINGER_CLOSED  # finger closure while letting go (the sorting expert's, for an 18 mm cell)
+LATE_RELEASE_S = 1.5  # s: how late a release may be seen over a place
+LATE_RELEASE_DROP = 0.03  # m: ... from this much above where it came down there
 MIN_SEEN = 3  # frames: both fingertips seen open for fewer in a row amid their hiding is a glimpse, not a reading
 MAX_APERTURE = 1.25  # of the hand's open aperture: wider is a measurement, not a hand
 MAX_DEFER_S = 3.0  # s a hand keeps hold of an object in mid-air, waiting for the other hand to take it
@@ -102,6 +104,7 @@ class Place:
     z: float | None = None
     support: bool = True
     reach: float = SNAP_RADIUS
+    walls: bool = False  # a bin: its walls hide the fingertips of a hand letting go of a cell in it
 
     def snap(self, xy: np.ndarray) -> np.ndarray | None:
         """The nearest point inside this place to a release point ``xy``, or None if too far."""
@@ -155,7 +158,7 @@ def workcell_places(world, goal: dict) -> list[Place]:
     from academy.sim.world import BIN_INNER_HALF
 
     bin_half = BIN_INNER_HALF - 2 * CELL_RADIUS - 0.003
-    places = [Place(tuple(world.bin_centre(i)), bin_half) for i in range(len(world.bin_body))]
+    places = [Place(tuple(world.bin_centre(i)), bin_half, walls=True) for i in range(len(world.bin_body))]
     places.append(Place(tuple(world.fixture_centre()), 0.0, quat_yaw(world.model.body_quat[world.fixture_body])))
     if "target" in goal:
         # the only place on the tray: whatever is let go over the tray is meant for it
@@ -344,7 +347,7 @@ class ObjectCentricReplay:
     def __init__(self, plans: dict[str, HandPlan], approach_s: float = 0.6, settle_s: float = 0.3, model=None,
                  places: list[Place] | tuple = ()):
         model = model if model is not None else load_model()
-        self.plans = plans
+        self.plans = {side: replace(plan, closed=plan.closed.copy()) for side, plan in plans.items()}
         self.places = list(places)
         self.ik = {side: ArmIK(model, side, REST[side]) for side in SIDES}
         self.fingers = {side: np.array([robot.JOINTS.index(f"{side}_{f}") for f in ("thumb", "index", "middle")])
@@ -560,9 +563,25 @@ class ObjectCentricReplay:
         """(place, (release point, shift into it)) for the release that ends grasp [a, b), or None
         where the person let go away from every place. Where they let go in mid-air away from
         every place, but carried the object through the pass on the way, it was passed there (the
-        hand that gives moves off once the other has it, before it is seen to open)."""
+        hand that gives moves off once the other has it, before it is seen to open). Where, within
+        ``LATE_RELEASE_S`` before a cell was seen let go, the hand came down over a bin (the one it
+        let go at, or any where it let go away from every place) lower than it let go, it let go
+        there: the grasp is cut short (``self.plans`` are the replay's own copies)."""
         path = h["start"] + (self.plans[h["side"]].site[a:b] - h["site_a"]) - h["moved"]
         best = self._nearest_place(path[-1], self.places)
+        # where the hand had come down over a bin shortly before and was lifting away when it was
+        # seen to open (the fingertips hidden by the bin's walls: seen late), it let go the cell at the
+        # lowest point of its path there, and the grasp ends there
+        bins = [p for p in self.places if p.walls] if best is None else [best[0]]
+        late = range(max(self.settle + 1, len(path) - int(round(LATE_RELEASE_S / CONTROL_DT))), len(path))
+        over = [i for i in late if self._nearest_place(path[i], bins) is not None]
+        if over and bins[0].walls and OBJECTS[h["object"]] != "part":
+            i = min(over, key=lambda i: path[i, 2])
+            if best is None or path[-1, 2] - path[i, 2] > LATE_RELEASE_DROP:
+                best = self._nearest_place(path[i], bins)
+                side = h["side"]
+                self.plans[side].closed[a + i + 1 : b] = False
+                self.spans[side] = self.plans[side].grasps()
         if best is None and not h["moved"].any():  # (not for a hand that took it at the pass)
             passes = [p for p in self.places if not p.support]
             near = [(np.linalg.norm(path[:, :2] - np.asarray(p.centre), axis=1), p) for p in passes]
