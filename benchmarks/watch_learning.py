@@ -67,8 +67,8 @@ def main() -> None:
         results["tasks"][task] = {
             "demos_watched": sum(1 for t, _ in scenes if t == task), "demos_expert": expert_ok[task],
             "success_watched": w, "success_expert": e, "ratio": (w / e) if e > 0 else None,
-            "wilson95_watched": wilson(round(w * args.episodes), args.episodes),
-            "wilson95_expert": wilson(round(e * args.episodes), args.episodes)}
+            **{f"wilson95_{name}": wilson(round(p[task]["nominal_success"] * p[task]["nominal_episodes"]),
+                                          p[task]["nominal_episodes"]) for name, p in policies.items()}}
         print(task, json.dumps(results["tasks"][task]))
     results["wall_seconds"] = time.time() - t0
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ YAW_SMOOTH_S = 0.5
 MAX_CELL_LIFT = 0.12
 CARRY_SPEED = 0.3  # m/s of the hand with an object in it (the sorting expert's carry is 0.2)
 LET_GO = 0.4 * robot.FINGER_CLOSED  # finger closure while letting go (the sorting expert's, for an 18 mm cell)
-LATE_RELEASE_S = 1.5  # s: how late a release may be seen over a place
+LATE_RELEASE_S = 1.5  # s: how late a cell's release may be seen over a bin
 LATE_RELEASE_DROP = 0.03  # m: ... from this much above where it came down there
 MIN_SEEN = 3  # frames: both fingertips seen open for fewer in a row amid their hiding is a glimpse, not a reading
 MAX_APERTURE = 1.25  # of the hand's open aperture: wider is a measurement, not a hand
@@ -572,13 +572,13 @@ class ObjectCentricReplay:
         # where the hand had come down over a bin shortly before and was lifting away when it was
         # seen to open (the fingertips hidden by the bin's walls: seen late), it let go the cell at the
         # lowest point of its path there, and the grasp ends there
-        bins = [p for p in self.places if p.walls] if best is None else [best[0]]
+        bins = [p for p in self.places if p.walls] if best is None else [best[0]] if best[0].walls else []
         late = range(max(self.settle + 1, len(path) - int(round(LATE_RELEASE_S / CONTROL_DT))), len(path))
-        over = [i for i in late if self._nearest_place(path[i], bins) is not None]
-        if over and bins[0].walls and OBJECTS[h["object"]] != "part":
+        over = {i: at for i in late if (at := self._nearest_place(path[i], bins)) is not None}
+        if over and OBJECTS[h["object"]] != "part":
             i = min(over, key=lambda i: path[i, 2])
             if best is None or path[-1, 2] - path[i, 2] > LATE_RELEASE_DROP:
-                best = self._nearest_place(path[i], bins)
+                best = over[i]
                 side = h["side"]
                 self.plans[side].closed[a + i + 1 : b] = False
                 self.spans[side] = self.plans[side].grasps()
