@@ -24,19 +24,22 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from academy.human.record import record_many  # noqa: E402
+from academy.sim.tasks import parse_task_knobs  # noqa: E402
 from academy.watch.pipeline import watch  # noqa: E402
 
 TASKS = ("sort_cells", "place_part", "handover")
 
 
-def _stale(folder: Path) -> bool:
-    """Whether a cached recording predates starting positions in scene.json (so its scene cannot be
-    checked), or lists a scene that its seed no longer draws."""
+def _stale(folder: Path, difficulty: dict) -> bool:
+    """Whether a cached recording was filmed at another difficulty, predates starting positions in
+    scene.json (so its scene cannot be checked), or lists a scene that its seed no longer draws."""
     from academy.sim.env import WorkcellEnv
     from academy.watch.pipeline import scene_mismatch
 
     for p in folder.glob("*/scene.json"):
         scene = json.loads(p.read_text())
+        if (scene.get("difficulty") or {}) != difficulty:
+            return True
         env = WorkcellEnv(scene["task"], scene.get("difficulty") or None)
         if any("objects" not in ep or scene_mismatch(env, ep) for ep in scene["episodes"]):
             return True
@@ -53,18 +56,21 @@ def main() -> None:
     ap.add_argument("--first-person", type=int, default=0, help="person seed of the first task's first recording")
     ap.add_argument("--out", default="benchmarks/results/watch.json")
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    ap.add_argument("--difficulty", action="append", default=[], metavar="TASK.KNOB=VALUE",
+                    help="film a task at this difficulty (repeatable), e.g. sort_cells.n_cells=1")
     args = ap.parse_args()
-    results = {"episodes_per_task": args.episodes, "tasks": {}}
+    difficulty = parse_task_knobs(args.difficulty)
+    results = {"episodes_per_task": args.episodes, "difficulty": difficulty, "tasks": {}}
     for i, task in enumerate(TASKS):
         if task not in args.tasks:
             continue
         folder = Path(args.videos) / task
         t0 = time.time()
         if (not folder.exists() or len(list(folder.glob("*/calibration.json"))) * args.per_recording < args.episodes
-                or _stale(folder)):
+                or _stale(folder, difficulty.get(task, {}))):
             shutil.rmtree(folder, ignore_errors=True)
             record_many(folder, task, args.episodes, first_seed=args.first_seed, per_recording=args.per_recording,
-                        first_person=args.first_person + 100 * i, workers=args.workers)
+                        first_person=args.first_person + 100 * i, difficulty=difficulty.get(task), workers=args.workers)
         render_s = time.time() - t0
         ds = Path(args.videos) / f"watched-{task}"
         shutil.rmtree(ds, ignore_errors=True)

@@ -48,16 +48,12 @@ def _progress() -> Progress:
 
 
 def _parse_difficulty(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise typer.BadParameter(f"difficulty must look like knob=value, got '{item}'")
-        k, v = item.split("=", 1)
-        try:
-            out[k] = int(v) if v.lstrip("-").isdigit() else float(v)
-        except ValueError:
-            raise typer.BadParameter(f"difficulty '{k}' needs a number, got '{v}'") from None
-    return out
+    from academy.sim.tasks import TaskError, parse_knobs
+
+    try:
+        return parse_knobs(items)
+    except TaskError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 @app.command()
@@ -608,13 +604,12 @@ def practice(
     from academy.practice.run import PracticeConfig
     from academy.sim.reality import HELD_OUT_SERIALS
 
-    target: dict = {}
-    for item in difficulty:
-        name, _, value = item.partition("=")
-        if "." not in name:
-            raise typer.BadParameter(f"difficulty must look like task.knob=value, got '{item}'")
-        t, knob = name.split(".", 1)
-        target.setdefault(t, {}).update(_parse_difficulty([f"{knob}={value}"]))
+    from academy.sim.tasks import TaskError, parse_task_knobs
+
+    try:
+        target = parse_task_knobs(difficulty)
+    except (TaskError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from None
     if robot in HELD_OUT_SERIALS:
         raise typer.BadParameter(f"{robot} is a held-out reality robot, kept for evaluation only")
     cfg = PracticeConfig(policy=str(policy), out=str(out), tasks=task or None, minutes=minutes, iterations=updates,

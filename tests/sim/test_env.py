@@ -6,7 +6,7 @@ from gymnasium.utils.env_checker import check_env
 from academy.sim import robot
 from academy.sim.env import WorkcellEnv
 from academy.sim.gym_env import GYM_IDS, register_envs
-from academy.sim.tasks import TaskError
+from academy.sim.tasks import TaskError, parse_task_knobs
 
 
 def _rollout(env, seed, steps=10):
@@ -54,6 +54,14 @@ def test_bad_input_is_refused_with_a_clear_message():
         WorkcellEnv("place_part", {"speed": 2})
     with pytest.raises(ValueError, match="unknown camera"):
         WorkcellEnv("place_part", cameras=("nose",))
+    assert parse_task_knobs(["sort_cells.n_cells=1", "place_part.clearance=0.006"]) == {
+        "sort_cells": {"n_cells": 1}, "place_part": {"clearance": 0.006}}
+    with pytest.raises(TaskError, match="task.knob=value"):
+        parse_task_knobs(["n_cells=1"])
+    with pytest.raises(TaskError, match="n_cells.*outside"):
+        parse_task_knobs(["sort_cells.n_cells=0"])
+    with pytest.raises(TaskError, match="needs a number"):
+        parse_task_knobs(["sort_cells.n_cells=one"])
     env = WorkcellEnv("place_part")
     env.reset(0)
     with pytest.raises(ValueError, match="shape \\(28,\\)"):

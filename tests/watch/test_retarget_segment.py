@@ -62,7 +62,9 @@ def test_replay_follows_the_plan_and_aims_at_the_object():
     start, end = np.array([0.30, -0.20, 1.05]), np.array([0.36, -0.08, 1.00])
     closed = np.arange(T) >= 30
     right = HandPlan(start + s * (end - start), np.full(T, 0.2), closed)
-    left = HandPlan(np.tile(robot.HOME_HAND_POS["left"], (T, 1)), np.zeros(T), np.zeros(T, bool))
+    # the person's other hand, taking nothing, drifts 3 cm and trembles (a keypoint's noise)
+    drift = np.linspace(0, 0.03, T)[:, None] * [1, 0, 0] + np.random.default_rng(0).normal(0, 0.003, (T, 3))
+    left = HandPlan(robot.HOME_HAND_POS["left"] + drift, np.zeros(T), np.zeros(T, bool))
     agent = ObjectCentricReplay({"right": right, "left": left})
     objects = np.zeros((11, 7))
     objects[:, :3] = [-0.45, 0.0, 0.03]
@@ -80,6 +82,8 @@ def test_replay_follows_the_plan_and_aims_at_the_object():
     assert np.linalg.norm(site[:2] - objects[3, :2]) < 0.004  # aimed at the cell, not at the person's point
     fingers = [robot.JOINTS.index(f"right_{f}") for f in ("thumb", "index", "middle")]
     assert actions[25, fingers].max() == 0.0 and actions[34, fingers].min() > 0.02
+    left_arm = [i for i, j in enumerate(robot.JOINTS) if j.startswith("left_")]
+    assert np.array_equal(actions[:, left_arm], np.tile(np.asarray(robot.HOME)[left_arm], (T, 1)))  # it stays home
 
 
 def test_person_rest_maps_to_the_robot_rest():

@@ -144,7 +144,7 @@ def idle_steps(result: EpisodeResult) -> np.ndarray:
 
 
 def drop_idle(env: WorkcellEnv, result: EpisodeResult) -> tuple[EpisodeResult, int]:
-    """The replay again without its idle steps, and how many were dropped; the original where
+    """The replay again without its idle steps, and how many were left out; the original where
     nothing was idle or where the shortened replay no longer succeeds (the physics decides)."""
     idle = idle_steps(result)
     if not idle.any():
@@ -153,7 +153,7 @@ def drop_idle(env: WorkcellEnv, result: EpisodeResult) -> tuple[EpisodeResult, i
     again = rollout(env, Commands(kept), result.seed, record=True)
     if not again.success:
         return result, 0
-    return again, len(result.actions) - len(again.actions)
+    return again, int(idle.sum())  # (the shortened replay may then take a step or two more to finish)
 
 
 def watch(path: str | Path, out: str | Path, on_recording: Callable[[str], None] | None = None,

@@ -608,6 +608,11 @@ class ObjectCentricReplay:
         hold_clock = False
         self.wait_approach = False
         for h, side in enumerate(SIDES):
+            if not self.spans[side]:
+                # a hand that takes nothing in the episode has no part in the task: its arm stays
+                # at home (following the person's idle hand, it would jitter with every keypoint's
+                # noise: actions a policy learns as noise, and an arm in the way for nothing)
+                continue
             site, yaw, closed = self._target(side, obs)
             plan, t = self.plans[side], min(self.t, len(self.plans[side].site) - 1)
             releasing = closed and t + 1 < len(plan.closed) and not plan.closed[t + 1]

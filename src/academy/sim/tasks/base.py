@@ -123,6 +123,35 @@ def make_task(name: str | Task, **difficulty: Any) -> Task:
     return REGISTRY[name](**difficulty)
 
 
+def parse_knobs(items: list[str]) -> dict[str, int | float]:
+    """Difficulty knobs written as ``knob=value`` -> {knob: number}."""
+    out: dict[str, int | float] = {}
+    for item in items:
+        if "=" not in item:
+            raise TaskError(f"difficulty must look like knob=value, got '{item}'")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = int(v) if v.lstrip("-").isdigit() else float(v)
+        except ValueError:
+            raise TaskError(f"difficulty '{k}' needs a number, got '{v}'") from None
+    return out
+
+
+def parse_task_knobs(items: list[str]) -> dict[str, dict[str, int | float]]:
+    """Difficulty knobs written as ``task.knob=value`` -> {task: {knob: number}}, each task's
+    knobs checked against it."""
+    out: dict[str, dict[str, int | float]] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if "." not in name:
+            raise TaskError(f"difficulty must look like task.knob=value, got '{item}'")
+        task, knob = name.split(".", 1)
+        out.setdefault(task, {}).update(parse_knobs([f"{knob}={value}"]))
+    for task, knobs in out.items():
+        make_task(task, **knobs)
+    return out
+
+
 def pad_goal(values: list[float] | np.ndarray) -> np.ndarray:
     out = np.zeros(GOAL_DIM, dtype=np.float32)
     values = np.asarray(values, dtype=np.float32).ravel()
