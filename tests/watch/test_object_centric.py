@@ -315,7 +315,8 @@ def test_an_arm_whose_wrist_is_at_its_stop_still_reaches_the_grasp():
     targets = {"right": (np.array(robot.HOME_HAND_POS["right"]), 0.0, False), "left": (site, yaw, False)}
     errors = {}
     for taking in (True, False):
-        plans = {side: HandPlan(np.tile(targets[side][0], (T, 1)), np.full(T, targets[side][1]), np.zeros(T, bool))
+        plans = {side: HandPlan(np.tile(targets[side][0], (T, 1)), np.full(T, targets[side][1]),
+                                (np.arange(T) >= 20) & (side == "left"))  # the left hand closes later
                  for side in SIDES}
         agent = ObjectCentricReplay(plans)
         agent.reset(obs)
