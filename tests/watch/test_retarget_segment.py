@@ -4,8 +4,9 @@ import numpy as np
 
 from academy.sim import robot
 from academy.sim.experts.ik import ArmIK
-from academy.sim.world import load_model
-from academy.watch.retarget import MAX_JOINT_SPEED, HandPlan, HandTrack, ObjectCentricReplay, hand_tracks, plan_hands
+from academy.sim.experts.sort_cells import GRASP_ABOVE_CENTRE
+from academy.sim.world import load_model, quat_yaw
+from academy.watch.retarget import GRASP_TOLERANCE, MAX_JOINT_SPEED, HandPlan, HandTrack, ObjectCentricReplay, hand_tracks, plan_hands
 from academy.watch.segment import active_spans
 
 FPS = 30
@@ -57,11 +58,15 @@ def test_hand_tracks_read_pinch_yaw_and_grasp_from_markers():
 
 
 def test_replay_follows_the_plan_and_aims_at_the_object():
-    T = 40
+    T = 46
     s = np.clip(np.arange(T) / 29, 0, 1)[:, None]  # the person's hand arrives at step 29 and closes at 30
-    start, end = np.array([0.30, -0.20, 1.05]), np.array([0.36, -0.08, 1.00])
+    start, end = np.array([0.30, -0.20, 1.05]), np.array([0.36, -0.08, 0.97])
     closed = np.arange(T) >= 30
-    right = HandPlan(start + s * (end - start), np.full(T, 0.2), closed)
+    path = start + s * (end - start)
+    path[31:, 2] += 0.01 * np.arange(1, T - 30)  # ... and lifts as it closes, as people do
+    yaw = np.full(T, 0.2)
+    yaw[30:] += np.linspace(0, 0.8, T - 30)  # ... turning the wrist as it goes
+    right = HandPlan(path, yaw, closed)
     # the person's other hand, taking nothing, drifts 3 cm and trembles (a keypoint's noise)
     drift = np.linspace(0, 0.03, T)[:, None] * [1, 0, 0] + np.random.default_rng(0).normal(0, 0.003, (T, 3))
     left = HandPlan(robot.HOME_HAND_POS["left"] + drift, np.zeros(T), np.zeros(T, bool))
@@ -77,11 +82,19 @@ def test_replay_follows_the_plan_and_aims_at_the_object():
         obs["proprio"] = np.r_[actions[-1], np.zeros(28)]
     actions = np.array(actions)
     assert np.all(np.abs(np.diff(actions, axis=0)) <= MAX_JOINT_SPEED * 0.05 + 1e-9)
-    # at the grasp (before it settles and the hold takes over from what the robot measures)
-    site, _ = ArmIK(load_model(), "right").site_pose(actions[34])
-    assert np.linalg.norm(site[:2] - objects[3, :2]) < 0.004  # aimed at the cell, not at the person's point
+    # at the grasp (before it settles and the hold takes over from what the robot measures): aimed
+    # at the cell's own grasp, not at the person's point 7 mm off and 25 mm high
+    ik = ArmIK(load_model(), "right")
     fingers = [robot.JOINTS.index(f"right_{f}") for f in ("thumb", "index", "middle")]
-    assert actions[25, fingers].max() == 0.0 and actions[34, fingers].min() > 0.02
+    shut = int(np.argmax(actions[:, fingers[0]] >= robot.FINGER_CLOSED - 1e-9))
+    assert actions[25, fingers].max() == 0.0 and 30 < shut < 40
+    grasp = objects[3, :3] + [0, 0, GRASP_ABOVE_CENTRE]
+    for k in range(30, shut + 1):  # ... where the hand stays until its fingers have shut
+        assert np.linalg.norm(ik.site_pose(actions[k])[0] - grasp) < 0.004, k
+    assert ik.site_pose(actions[-1])[0][2] > grasp[2] + 0.03  # then it lifts
+    # a round cell: the hand keeps the yaw it closed with, not the person's turning wrist
+    turned = [abs(quat_yaw(ik.site_pose(actions[k])[1]) - quat_yaw(ik.site_pose(actions[shut])[1])) for k in range(shut, T)]
+    assert max(turned) < 0.02, turned
     left_arm = [i for i, j in enumerate(robot.JOINTS) if j.startswith("left_")]
     assert np.array_equal(actions[:, left_arm], np.tile(np.asarray(robot.HOME)[left_arm], (T, 1)))  # it stays home
 
@@ -93,3 +106,32 @@ def test_person_rest_maps_to_the_robot_rest():
     plans = plan_hands(tracks, FPS)
     for side, plan in plans.items():
         assert np.allclose(plan.site, robot.HOME_HAND_POS[side], atol=1e-6)
+
+
+def test_fingers_close_only_on_a_hand_at_rest_at_the_grasp():
+    # a slow servo (the arm goes a fifth of the way to each command): the hand arrives late, still moving
+    T = 40
+    s = np.clip(np.arange(T) / 29, 0, 1)[:, None]
+    start, end = np.array([0.30, -0.20, 1.05]), np.array([0.36, -0.08, 0.97])
+    right = HandPlan(start + s * (end - start), np.full(T, 0.2), np.arange(T) >= 30)
+    left = HandPlan(np.tile(robot.HOME_HAND_POS["left"], (T, 1)), np.zeros(T), np.zeros(T, bool))
+    agent = ObjectCentricReplay({"right": right, "left": left})
+    objects = np.zeros((11, 7))
+    objects[:, :3] = [-0.45, 0.0, 0.03]
+    objects[3, :3] = [0.366, -0.085, 0.93]
+    q = np.asarray(robot.HOME, float)
+    obs = {"objects": objects, "proprio": np.r_[q, np.zeros(28)]}
+    agent.reset(obs)
+    ik, thumb = ArmIK(load_model(), "right"), robot.JOINTS.index("right_thumb")
+    grasp = objects[3, :3] + [0, 0, GRASP_ABOVE_CENTRE]
+    sites = []
+    for _ in range(80):
+        action = agent.act(obs)
+        sites.append(ik.site_pose(q)[0])
+        if action[thumb] > 0:
+            break
+        q = q + 0.2 * (action - q)
+        obs["proprio"] = np.r_[q, np.zeros(28)]
+    assert action[thumb] > 0, "the fingers never closed"
+    assert np.linalg.norm(sites[-1] - grasp) <= GRASP_TOLERANCE
+    assert np.linalg.norm(sites[-1] - sites[-2]) <= GRASP_TOLERANCE / 5

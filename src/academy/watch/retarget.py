@@ -75,6 +75,7 @@ MIN_SEEN = 3  # frames: both fingertips seen open for fewer in a row amid their 
 MAX_APERTURE = 1.25  # of the hand's open aperture: wider is a measurement, not a hand
 MAX_DEFER_S = 3.0  # s a hand keeps hold of an object in mid-air, waiting for the other hand to take it
 RELEASE_TOLERANCE = 0.015  # m: the arm must be this close to where the person let go (waiting up to 1 s)
+GRASP_TOLERANCE = 0.003  # m: ... and this close to the grasp before its fingers close
 SNAP_RADIUS = 0.04  # m: a release this near a place (beyond its own extent) is meant for it
 SNAP_FULL, SNAP_FADE = 0.03, 0.10  # m from the release point: fully inside the place / no correction yet
 POSTURE_SWITCH = 0.005  # m: a grasp the arm misses by more than this from where it is, and reaches this much
@@ -354,7 +355,15 @@ class ObjectCentricReplay:
                         for side in SIDES}
         self.approach = int(round(approach_s / CONTROL_DT))
         self.settle = int(round(settle_s / CONTROL_DT))
-        self.spans = {side: plan.grasps() for side, plan in plans.items()}
+        for plan in self.plans.values():
+            for a, b in plan.grasps():
+                if b - a <= self.settle:
+                    # closed and opened again before it settled, carrying nothing: a person's own
+                    # adjustment of a grasp (closing, not happy, opening to adjust), not the robot's
+                    # to copy, as its grasp is the object's own; copied, its fingers shut on the
+                    # part and squeezed it aside (place_part 7010 from ground truth)
+                    plan.closed[a:b] = False
+        self.spans = {side: plan.grasps() for side, plan in self.plans.items()}
         self.max_wait = int(round(1.0 / CONTROL_DT))
         self.max_defer = int(round(MAX_DEFER_S / CONTROL_DT))
         self.home = np.array(robot.HOME, float)
@@ -374,6 +383,7 @@ class ObjectCentricReplay:
         self.turn_for: dict[str, float] = {}
         self.errors = []
         self.waited = 0
+        self.last_here: dict[str, np.ndarray] = {}  # each grasp site where it was measured last, closing in
 
     def _grasp_at(self, side: str, t: int) -> tuple[int, int] | None:
         for a, b in self.spans[side]:
@@ -413,7 +423,7 @@ class ObjectCentricReplay:
                 # a hand does not take back what it has just handed over: where the gloves mix at a
                 # pass, the giving hand can be read closing again after it let go
                 return self._rising(side) or (site, yaw, False)
-            w = float(np.clip((t - (a - self.approach)) / max(self.approach, 1), 0, 1))
+            w = float(np.clip((t + 1 - (a - self.approach)) / max(self.approach, 1), 0, 1))  # 1 from a - 1
             # ... where and how the object affords a grasp nearest the person's (its other end,
             # where the other hand holds it)
             other = self.holding.get(SIDES[1 - SIDES.index(side)])
@@ -436,8 +446,10 @@ class ObjectCentricReplay:
                     self.posture[side] = home
             turn = self.turn_for[side] if turn is None else turn
             dyaw = w * turn
-            if held_at is None:  # from the bench: the person's approach, onto the object
-                site[:2] += w * (at[:2] - grasp_site[:2])
+            if held_at is None:  # from the bench: the person's approach, onto the object's grasp
+                # (its height too: the person's pinch, read from markers, is off by millimetres, and
+                # a cell taken high between two fingertips slips out of them)
+                site += w * (at - grasp_site)
             else:
                 # from the other hand: the robot's own approach (the person's hand, hidden where
                 # the hands meet, is read worst there): over the grasp, waiting there (the clock
@@ -452,7 +464,13 @@ class ObjectCentricReplay:
                 if t == mid:
                     here = self.ik[side].site_pose(np.asarray(obs["proprio"][: robot.N_ACTUATORS]))[0]
                     self.wait_approach |= bool(np.linalg.norm(here - above) > RELEASE_TOLERANCE and self.waited < self.max_wait)
-            self.holding[side] = {"side": side, "span": span, "object": k, "start": objects[k].copy(), "site_a": grasp_site.copy(),
+            was = self.holding.get(side)
+            # where the object was when the fingers closed on it: the carry follows the person's hand
+            # from there (the hand may lift while it settles; counted from there, that lift counts twice)
+            start = was["start"] if was is not None and was["span"] == span and t > a else objects[k].copy()
+            if t >= a and OBJECTS[k] != "part":
+                yaw = float(plan.yaw[a])  # closing on a cell: the hand does not turn (see the carry)
+            self.holding[side] = {"side": side, "span": span, "object": k, "start": start, "site_a": grasp_site.copy(),
                                   "dyaw": dyaw, "moved": np.zeros(3) if held_at is None else at - grasp_site,
                                   "from_other": held_at is not None}
             return site, yaw + dyaw, closed
@@ -460,6 +478,10 @@ class ObjectCentricReplay:
         if h is None:  # a grasp whose approach was passed over (the hand held something at the pass)
             return self._rising(side) or (site, yaw, False)
         k = h["object"]
+        if OBJECTS[k] != "part":  # a round cell: the hand keeps the yaw it closed with (a person's
+            # wrist turns as it lifts and carries; any yaw holds a cell, and turning it with the cell
+            # pinched between two fingertips works the cell out of them)
+            yaw = float(plan.yaw[a])
         yaw += h["dyaw"]  # the hand keeps the turn it took to meet the object
         if "offset" not in h:  # how the robot holds it: object minus its own grasp site, measured
             grip = self.ik[side].site_pose(np.asarray(obs["proprio"][: robot.N_ACTUATORS]))[0]
@@ -618,12 +640,21 @@ class ObjectCentricReplay:
             releasing = closed and t + 1 < len(plan.closed) and not plan.closed[t + 1]
             grasping = not closed and t + 1 < len(plan.closed) and plan.closed[t + 1] and not plan.closed[t]
             if (releasing or grasping) and self.waited < self.max_wait:
-                # close, or let go, only where the person did: wait while the arm catches up
-                lag = np.linalg.norm(self.ik[side].site_pose(measured)[0] - site)
-                hold_clock |= lag > RELEASE_TOLERANCE
+                # close, or let go, only where the person did: wait while the arm catches up (to
+                # within a few millimetres for a grasp: fingers that close on a hand still moving
+                # push the object along)
+                here = self.ik[side].site_pose(measured)[0]
+                lag = np.linalg.norm(here - site)
+                hold_clock |= lag > (GRASP_TOLERANCE if grasping else RELEASE_TOLERANCE)
+                if grasping:  # ... and has come to rest there
+                    hold_clock |= np.linalg.norm(here - self.last_here.get(side, here + 1.0)) > GRASP_TOLERANCE / 5
+                self.last_here[side] = here
             if closed and self.waited < self.max_wait:
                 # carry nothing off that the other hand has not let go of yet
                 hold_clock |= self._other_letting_go(side)
+                # nor before the fingers have shut on it: a person's hand closes as it lifts, the
+                # robot's fingers take FINGER_STEPs; lifted half-closed, a cell tips out of them
+                hold_clock |= self.closure[side] < robot.FINGER_CLOSED - 1e-9 and any(a == t for a, _ in self.spans[side])
             ik = self.ik[side]
             best = None
             # never turned round with something in hand, nor while closing in on it
