@@ -7,7 +7,7 @@ from academy.sim.experts.ik import ArmIK
 from academy.sim.experts.sort_cells import GRASP_ABOVE_CENTRE
 from academy.sim.world import load_model, quat_yaw
 from academy.watch.retarget import GRASP_TOLERANCE, MAX_JOINT_SPEED, HandPlan, HandTrack, ObjectCentricReplay, hand_tracks, plan_hands
-from academy.watch.segment import active_spans
+from academy.watch.segment import active_spans, episode_spans
 
 FPS = 30
 
@@ -28,6 +28,18 @@ def test_active_spans_split_on_idle_and_keep_short_pauses():
     assert len(spans) == 2, spans
     assert spans[0][0] <= 20 and spans[0][1] >= 145 and spans[1][0] <= 230 and spans[1][1] >= 325
     assert active_spans(np.random.default_rng(1).normal(0, 0.003, (200, 2, 3)), FPS) == []
+
+
+def test_a_short_rest_between_listed_episodes_is_cut_and_a_pause_kept():
+    # the recorder's shortest rest (1.5 s) between two episodes, the first with a 0.8 s pause inside
+    pts = _moves([(15, 75), (99, 150), (195, 300)], 360)
+    pts += np.random.default_rng(0).normal(0, 0.003, pts.shape)
+    assert len(active_spans(pts, FPS)) == 1  # the default 1.7 s gap merges them
+    spans = episode_spans(pts, FPS, expected=2)
+    assert len(spans) == 2, spans
+    assert spans[0][0] <= 20 and 145 <= spans[0][1] < 195 and 150 < spans[1][0] <= 200 and spans[1][1] >= 295
+    # three listed where the motion holds two episodes: no cut inside an episode's pause
+    assert len(episode_spans(pts, FPS, expected=3)) == 1
 
 
 NAMES = tuple(f"{s}_{m}" for s in ("right", "left") for m in ("wrist", "knuckle", "thumb_tip", "index_tip"))

@@ -34,7 +34,7 @@ from academy.sim.world import OBJECTS
 from academy.watch.keypoints import Keypoints, mpjpe_mm, recording_keypoints
 from academy.watch.retarget import HandPlan, ObjectCentricReplay, hand_tracks, plan_hands, workcell_places
 from academy.watch.rig import RecordingError, read_json
-from academy.watch.segment import active_spans
+from academy.watch.segment import episode_spans
 
 MIN_COVERAGE = 0.8  # share of an episode's frames in which every keypoint was triangulated
 MAX_IK_ERROR = 0.01  # m: a retargeted pose the robot cannot reach this closely is not a demo
@@ -192,8 +192,8 @@ def _watch_recording(folder: Path, writer, report: WatchReport, keep_failures: b
         report.keypoint_error_mm[str(folder)] = {
             "median": float(np.median(err)), "p90": float(np.percentile(err, 90)), "mean": float(err.mean()),
             "coverage": float(np.isfinite(kp.points).all(-1).mean())}
-    spans = active_spans(kp.points, kp.fps)
     listed = scene["episodes"]
+    spans = episode_spans(kp.points, kp.fps, len(listed))
     if len(spans) != len(listed):
         report.recordings_skipped[str(folder)] = (
             f"found {len(spans)} episodes in the video, scene.json lists {len(listed)}: cannot tell which scene is which")

@@ -40,3 +40,26 @@ def active_spans(points: np.ndarray, fps: float, speed: float = 0.05, min_gap_s:
             merged.append([a, b])
     pad = int(round(pad_s * fps))
     return [(max(0, a - pad), min(T, b + pad)) for a, b in merged if b - a >= min_len_s * fps]
+
+
+def episode_spans(points: np.ndarray, fps: float, expected: int, floor_s: float = 1.0) -> list[tuple[int, int]]:
+    """``active_spans`` for a recording whose scene description lists ``expected`` episodes.
+
+    A person who rests only briefly between two episodes (the recorder's idle is 1.5-3 s, and
+    triangulation noise can shave a few frames off a rest) would merge them at the default 1.7 s
+    gap. When the default does not find ``expected`` spans, the shortest gap that still cuts is
+    lowered in 0.1 s steps, no lower than ``floor_s`` (a person's hesitation inside an episode
+    stays under about 1.1 s), and the first gap that gives exactly ``expected`` spans is used:
+    the longest rests are cut first. Otherwise the default's spans are returned, and the caller
+    says the counts differ.
+    """
+    spans = active_spans(points, fps)
+    if len(spans) >= expected:
+        return spans
+    for tenths in range(16, int(round(floor_s * 10)) - 1, -1):
+        lower = active_spans(points, fps, min_gap_s=tenths / 10)
+        if len(lower) == expected:
+            return lower
+        if len(lower) > expected:
+            break
+    return spans
