@@ -599,6 +599,11 @@ def practice(
     dream_penalty: float = typer.Option(1.0, min=0.0, help="reward charged per unit of the model's uncertainty"),
     eval_context: list[str] = typer.Option([], help="TERM=LOW:HIGH: the selection evaluations' physics, drawn per "
                                                     "scene (default: nominal), repeatable"),
+    randomization: Optional[float] = typer.Option(None, min=0.0, help="the randomization to practise for, every task: "
+                                                  "training ranges widened by this factor (default 1; 2 is about "
+                                                  "the reality robots' spread)"),
+    eval_randomization: Optional[float] = typer.Option(None, min=0.0, help="the selection evaluations' randomization "
+                                                       "factor (default: what is practised for; 0: nominal robot)"),
 ) -> None:
     """Practise in simulation, or in a world model (--dream): residual PPO on a learned policy."""
     from academy.practice.run import PracticeConfig
@@ -612,13 +617,19 @@ def practice(
         raise typer.BadParameter(str(e)) from None
     if robot in HELD_OUT_SERIALS:
         raise typer.BadParameter(f"{robot} is a held-out reality robot, kept for evaluation only")
+    if randomization is not None:
+        from academy.sim.tasks import REGISTRY
+
+        for name in task or list(REGISTRY):
+            target.setdefault(name, {})["randomization"] = randomization
     cfg = PracticeConfig(policy=str(policy), out=str(out), tasks=task or None, minutes=minutes, iterations=updates,
                          scenes_per_task=scenes, steps=steps, workers=workers, backend=backend,
                          curriculum=curriculum, target=target, robot=robot, eval_every=eval_every,
                          eval_episodes=eval_episodes, seed=seed, space=space,
                          dream_model=str(dream) if dream else None, dream_data=[str(d) for d in dream_data],
                          dream_horizon=dream_horizon, dream_context=_parse_context(dream_context),
-                         dream_penalty=dream_penalty, eval_context=_parse_context(eval_context))
+                         dream_penalty=dream_penalty, eval_context=_parse_context(eval_context),
+                         eval_randomization=eval_randomization)
     try:
         summary = _practice_with_progress(cfg)
     except (FileNotFoundError, ValueError) as e:

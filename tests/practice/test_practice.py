@@ -144,8 +144,9 @@ def test_practice_writes_a_run_that_evaluates_and_loads(base, tmp_path):
     policy = Policy.load(run / "policy")
     assert policy.residual is not None
     assert Policy.load(run / "policy", base_only=True).residual is None
-    # the kept policy's evaluation reproduces on the same seeds
-    again = evaluate_scenes(policy, ["handover"], 1, {"handover": ({}, None)})
+    # the kept policy's evaluation reproduces on the same seeds, under the randomization practised for
+    assert saved["config"]["eval_randomization"] is None  # default: each task's randomization target (1)
+    again = evaluate_scenes(policy, ["handover"], 1, {"handover": ({}, randomization_at(1.0))})
     assert again == summary["best"]["success"]
 
 
@@ -191,6 +192,10 @@ def test_cli_practice_and_its_errors(base, tmp_path):
     assert "before (base)" in r.output and (tmp_path / "cli" / "policy" / "residual.pt").exists()
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "x"), "--robot", "AH1-9003"])
     assert r.exit_code != 0 and "held-out reality robot" in r.output
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "r"), "--randomization", "2", "--eval-randomization", "0"])
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "r" / "practice.json").read_text())["config"]
+    assert config["target"]["handover"]["randomization"] == 2.0 and config["eval_randomization"] == 0.0
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "y"), "-d", "n_cells=4"])
     assert r.exit_code != 0 and "task.knob=value" in r.output
 

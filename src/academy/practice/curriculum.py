@@ -132,6 +132,10 @@ class Curriculum:
         difficulty.update({ld.term.name: ld.levels[-1] for ld in self.ladders[task] if ld.term.name != "randomization"})
         return difficulty, None
 
+    def target_randomization(self, task: str) -> float:
+        """The top of the task's randomization ladder: the conditions a run practises for."""
+        return self._top(task, "randomization")
+
     def levels(self) -> dict[str, dict[str, float]]:
         return {t: {ld.term.name: ld.value for ld in ladders} for t, ladders in self.ladders.items()}
 

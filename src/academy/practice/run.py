@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from academy.learn.policy import Policy
-from academy.practice.curriculum import Curriculum
+from academy.practice.curriculum import Curriculum, randomization_at
 from academy.practice.ppo import PPOConfig, update
 from academy.practice.residual import SPACES, ResidualActorCritic, default_scale, feature_dim, save_residual
 from academy.practice.rollout import RobotScenes, RolloutWorker, policy_batch
@@ -66,6 +66,9 @@ class PracticeConfig:
     dream_context: dict | None = None  # draw each branch's physics from these ranges (default: the recorded)
     dream_penalty: float = 1.0  # reward charged per unit of ensemble spread (1 = the spread on real steps)
     eval_context: dict | None = None  # selection evaluations draw each scene's physics from these ranges
+    # selection evaluations' randomization factor (randomization_at); None: each task's randomization target,
+    # the conditions practice is for (0: the nominal robot)
+    eval_randomization: float | None = None
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def check(self) -> None:
@@ -134,13 +137,16 @@ def evaluate_scenes(policy: Policy, tasks: list[str], episodes: int, plan: dict,
                     robot: str | None = None, context_ranges: dict | None = None) -> dict[str, float]:
     """Success rate per task over seeds ``first_seed + k`` (k < episodes), all scenes stepped together.
 
-    The scenes use the plan's difficulty without randomization: the nominal robot (or ``robot``),
-    or with ``context_ranges`` a physical context drawn per seed.
+    The scenes use the plan's difficulty and randomization (drawn per seed: fixed seeds give
+    fixed conditions), the nominal robot's when the plan has none, or ``robot``'s own; with
+    ``context_ranges`` a physical context drawn per seed.
     """
     scene_tasks = [t for t in tasks for _ in range(episodes)]
     env = RobotScenes(robot, scene_tasks) if robot else BatchedWorkcellEnv(scene_tasks, n=len(scene_tasks))
     for i, e in enumerate(env.envs):
         e.set_task(scene_tasks[i], plan[scene_tasks[i]][0])
+        if not robot:
+            e.randomization = plan[scene_tasks[i]][1]
         if context_ranges:
             e.context_ranges = dict(context_ranges)
     obs = env.reset(seeds=[first_seed + i % episodes for i in range(len(scene_tasks))])
@@ -248,7 +254,13 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
                    for w, idx in enumerate(shares)]
     backend = RayBackend(worker_args) if cfg.backend == "ray" else LocalBackend(worker_args)
 
-    target_plan = {t: curriculum.target_settings(t) for t in tasks}  # evaluation: every ladder at its top
+    # evaluation: every ladder at its top, under the randomization practised for (or eval_randomization)
+    def eval_factor(task: str) -> float:  # imagined practice is judged in the nominal physics, as it was
+        if cfg.eval_randomization is not None:
+            return cfg.eval_randomization
+        return 0.0 if cfg.dream_model else curriculum.target_randomization(task)
+
+    target_plan = {t: (curriculum.target_settings(t)[0], randomization_at(eval_factor(t))) for t in tasks}
     evaluator = Policy.load(base_path, base_only=True)
 
     def run_eval(update_no: int, env_steps: int) -> dict:
