@@ -3,6 +3,7 @@
     python benchmarks/practice_bench.py --policy academy-data/policies/bc --minutes 20
     python benchmarks/practice_bench.py --policy P --curriculum-compare --minutes 20   # sort_cells, 10 cells
     python benchmarks/practice_bench.py --policy P --robot AH1-1234 --minutes 10      # real fine-tuning mode
+    python benchmarks/practice_bench.py --policy P --randomization 2 --tag _r2        # practise for wider ranges
 
 Default mode: one practice run on every task within the budget, then ``evaluate`` (the same
 code as ``academy eval``: seeds 100000.., and the eight held-out reality robots) of the base
@@ -56,6 +57,8 @@ def main() -> None:
     p.add_argument("--curriculum-compare", action="store_true")
     p.add_argument("--robot")
     p.add_argument("--task", action="append", help="tasks (default: all the policy knows)")
+    p.add_argument("--randomization", type=float, help="the randomization practised for, every task (default 1)")
+    p.add_argument("--tag", default="", help="suffix of the result file's name")
     args = p.parse_args()
     out = Path(args.out)
     result: dict = {"policy": args.policy, "minutes": args.minutes, "episodes": args.episodes, "backend": args.backend}
@@ -85,7 +88,8 @@ def main() -> None:
     else:
         mode = "default"
         tasks = args.task or list(Policy.load(args.policy).tasks)
-        run = _run(args, out / "default", tasks=tasks)
+        target = {t: {"randomization": args.randomization} for t in tasks} if args.randomization is not None else None
+        run = _run(args, out / "default", tasks=tasks, target=target or {})
         result["practice"] = run
         result["before"] = evaluate(args.policy, tasks, args.episodes)
         result["after"] = evaluate(str(out / "default" / "policy"), tasks, args.episodes)
@@ -94,7 +98,7 @@ def main() -> None:
                 for c in ("nominal", "reality")} for t in tasks}
     print(json.dumps({k: v for k, v in result.items() if k not in ("practice",)}, indent=1))
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"practice_{mode}.json"
+    path = RESULTS / f"practice_{mode}{args.tag}.json"
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
 

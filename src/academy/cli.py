@@ -346,6 +346,8 @@ def learn(
     hidden: int = typer.Option(512, min=8, help="network width"),
     outcome: str = typer.Option("success", help="learn from episodes with this outcome ('any' for all)"),
     noise: float = typer.Option(0.05, min=0.0, help="input noise while training, in units of each feature's std"),
+    noise_scale: str = typer.Option("task", help="that std: within each frame's own task (task), or over all "
+                                                 "frames (pooled, as before 2026-11-23)"),
     prev_noise: Optional[float] = typer.Option(None, min=0.0, help="the same for the previous-action input (default: --noise)"),
     actions: str = typer.Option("joints", help="the network's action space: joints, or hands (grasp-site poses solved by IK)"),
     seed: int = typer.Option(0),
@@ -353,6 +355,8 @@ def learn(
                                              "correction=3 (fleet failures redone); repeat"),
     instructions: Optional[Path] = typer.Option(None, help="a planner folder: condition the policy on each skill's "
                                                            "instruction embedding (academy command)"),
+    balance_tasks: bool = typer.Option(False, "--balance-tasks", help="draw every task's frames equally often "
+                                                                      "(default: every frame equally often)"),
 ) -> None:
     """Train one policy for every task of a dataset (behaviour cloning of action chunks)."""
     from academy.data import DatasetError
@@ -372,7 +376,8 @@ def learn(
             raise typer.BadParameter(f"--weight {item!r}: the weight must be above 0")
     cfg = TrainConfig(arch=arch, chunk=chunk, hidden=hidden, max_minutes=minutes, max_steps=steps, seed=seed,
                       obs_noise=noise, prev_noise=prev_noise, actions=actions, source_weights=weights or None,
-                      instructions=str(instructions) if instructions else None)
+                      instructions=str(instructions) if instructions else None, balance_tasks=balance_tasks,
+                      noise_scale=noise_scale)
     try:
         with _progress() as progress:
             bar = progress.add_task("learn", total=100)

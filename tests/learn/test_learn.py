@@ -229,3 +229,47 @@ def test_training_goes_on_from_a_checkpoint(checkpoint, demos, tmp_path):
     assert torch.equal(before.norm["observation_state"].mean, after.norm["observation_state"].mean)  # scales kept
     with pytest.raises(ValueError, match=r"differs in \['hidden'\]"):
         train(demos, tmp_path / "wider", TrainConfig(max_steps=1, hidden=32, layers=2, init_from=str(path)))
+
+
+@pytest.fixture(scope="module")
+def two_tasks(demos, tmp_path_factory):
+    from academy.data.store import merge
+
+    root = tmp_path_factory.mktemp("two")
+    collect("place_part", 1, root / "place", workers=1)
+    return merge([demos, root / "place"], root / "both")
+
+
+def test_balanced_tasks_draw_each_task_equally_often(two_tasks):
+    from academy.learn.train import _frame_weights
+
+    both = two_tasks
+    eps = list(both.episodes["episode_index"])
+    assert _frame_weights(both, eps, None) is None  # by default every frame weighs the same
+    w = _frame_weights(both, eps, None, balance_tasks=True).numpy()
+    task_of_frame = np.repeat(both.episodes["academy/task"].to_numpy(), both.episodes["length"].to_numpy())
+    share = {t: w[task_of_frame == t].sum() / w.sum() for t in ("handover", "place_part")}
+    # three handover episodes and one place_part episode: each task still half the draws
+    assert share["handover"] == pytest.approx(0.5) and share["place_part"] == pytest.approx(0.5)
+    # with source weights too, a task's total stays its share
+    w2 = _frame_weights(both, eps, {"expert": 2.0}, balance_tasks=True).numpy()
+    assert w2[task_of_frame == "place_part"].sum() / w2.sum() == pytest.approx(0.5)
+
+
+def test_training_noise_is_scaled_within_each_task(two_tasks, tmp_path):
+    from academy.learn.train import INPUT_STD_FLOOR, Frames
+    from academy.sim.tasks import REGISTRY
+
+    tasks = list(REGISTRY)
+    frames = Frames(two_tasks, list(two_tasks.episodes["episode_index"]), tasks)
+    std = frames.task_std(len(tasks))
+    key = "observation.environment_state"
+    for t in ("handover", "place_part"):
+        mine = frames.x[key][frames.task == tasks.index(t)]
+        assert torch.allclose(std[key][tasks.index(t)], mine.std(0).clamp_min(INPUT_STD_FLOOR))
+    # a task with no frames gets the floor; pooled over both tasks, the object slots spread wider
+    assert torch.all(std[key][tasks.index("sort_cells")] == INPUT_STD_FLOOR)
+    pooled = frames.x[key].std(0).clamp_min(INPUT_STD_FLOOR)
+    assert float(pooled.max()) > float(std[key][tasks.index("place_part")].max())
+    with pytest.raises(ValueError, match="noise_scale"):
+        train(two_tasks.root, tmp_path / "x", TrainConfig(max_steps=1, noise_scale="global", threads=1))

@@ -32,12 +32,14 @@ class TrainConfig:
     max_minutes: float = 10.0
     max_steps: int = 30000
     obs_noise: float = 0.05  # std of Gaussian noise on inputs while training, in units of each feature's std
+    noise_scale: str = "task"  # that std: within the frame's own task ("task"), or over every frame ("pooled")
     prev_noise: float | None = None  # the same for the previous-action input; None: obs_noise
     val_fraction: float = 0.05
     seed: int = 0
     threads: int = 2
     actions: str = "joints"  # the network's action space: joints or hands (learn/actions.py, docs/learn.md)
     source_weights: dict | None = None  # episode source -> sampling weight (e.g. {"correction": 3}); others 1
+    balance_tasks: bool = False  # draw every task's frames equally often, however long its episodes
     init_from: str | None = None  # a checkpoint to go on training from (same network; its input scales are kept)
     instructions: str | None = None  # a planner folder: condition on each task's skill-text embedding (command stage)
 
@@ -72,6 +74,22 @@ class Frames:
         self.task = torch.from_numpy(np.repeat([tasks.index(t) for t in eps["academy/task"]], lengths))
         self.n = int(lengths.sum())
 
+    def task_std(self, n_tasks: int) -> dict[str, torch.Tensor]:
+        """Each input's std within each task's frames, (n_tasks, dim), floored (tasks absent: the floor).
+
+        Training noise is drawn in these units: over all tasks, an object slot's std mixes where
+        different tasks put different objects (about 0.4 m here), and 5% of it was 2 cm of noise
+        on a part that must be placed within millimetres."""
+        out = {}
+        for k, v in [*self.x.items(), ("prev", self.prev)]:
+            std = torch.full((n_tasks, v.shape[1]), INPUT_STD_FLOOR)
+            for t in range(n_tasks):
+                mine = v[self.task == t]
+                if len(mine) > 1:
+                    std[t] = mine.std(0).clamp_min(INPUT_STD_FLOOR)
+            out[k] = std
+        return out
+
     def batch(self, idx: torch.Tensor, chunk: int):
         steps = torch.minimum(idx[:, None] + torch.arange(chunk)[None], self.end[idx][:, None])
         return {k: v[idx] for k, v in self.x.items()}, self.task[idx], self.prev[idx], self.action[steps]
@@ -101,18 +119,26 @@ def _stats_tensors(ds: Dataset, frames: "Frames", cfg: PolicyConfig) -> dict:
     return stats
 
 
-def _frame_weights(ds: Dataset, episodes: list[int], source_weights: dict | None) -> torch.Tensor | None:
-    """Per-frame sampling weights from each episode's source, or None when every frame weighs the same
-    (then frames are drawn uniformly, exactly as without weights)."""
-    if not source_weights:
+def _frame_weights(ds: Dataset, episodes: list[int], source_weights: dict | None,
+                   balance_tasks: bool = False) -> torch.Tensor | None:
+    """Per-frame sampling weights from each episode's source and, with ``balance_tasks``, its task's
+    share of the frames (each task then drawn equally often), or None when every frame weighs the
+    same (then frames are drawn uniformly, exactly as without weights)."""
+    if not source_weights and not balance_tasks:
         return None
     eps = ds.episodes.set_index("episode_index").loc[episodes]
-    per_episode = np.array([float(source_weights.get(s, 1.0)) for s in eps["academy/source"]])
+    per_episode = np.array([float((source_weights or {}).get(s, 1.0)) for s in eps["academy/source"]])
     if np.any(per_episode <= 0):
         raise ValueError(f"source weights must be above 0, got {source_weights}")
-    if np.all(per_episode == per_episode[0]):
+    lengths = eps["length"].to_numpy()
+    if balance_tasks:  # each task's weighted frames sum to the same total
+        task = eps["academy/task"].to_numpy()
+        for t in np.unique(task):
+            mine = task == t
+            per_episode[mine] /= float(np.sum(per_episode[mine] * lengths[mine]))
+    if np.allclose(per_episode, per_episode[0]):
         return None
-    return torch.from_numpy(np.repeat(per_episode, eps["length"].to_numpy()))
+    return torch.from_numpy(np.repeat(per_episode, lengths))
 
 
 def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig(), outcome: str | None = "success",
@@ -137,7 +163,7 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
     )
     encode = HandActions(pcfg.kinematics) if cfg.actions == "hands" else None
     frames = Frames(ds, train_eps, all_tasks, encode)
-    weights = _frame_weights(ds, train_eps, cfg.source_weights)
+    weights = _frame_weights(ds, train_eps, cfg.source_weights, cfg.balance_tasks)
     val = Frames(ds, val_eps, all_tasks, encode) if val_eps else None
     if cfg.init_from:  # warm start: the earlier weights with the input and action scales they were made with
         model = load_checkpoint(cfg.init_from)
@@ -156,13 +182,22 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         table = torch.tensor([instructions["vectors"].get(t, [0.0] * INSTRUCTION_DIM) for t in all_tasks])
     t0, step, history = time.time(), 0, []
 
+    if cfg.noise_scale not in ("task", "pooled"):
+        raise ValueError(f"noise_scale must be 'task' or 'pooled', got {cfg.noise_scale!r}")
+    task_std = frames.task_std(len(all_tasks)) if cfg.noise_scale == "task" else None
+
+    def noise_std(key: str, task: torch.Tensor) -> torch.Tensor:
+        if task_std is not None:
+            return task_std[key][task]
+        return model.action_norm.std if key == "prev" else model.norm[key.replace(".", "_")].std
+
     def loss_on(data: Frames, idx: torch.Tensor, noise: float) -> torch.Tensor:
         x, task, prev, target = data.batch(idx, cfg.chunk)
         if noise:  # noise in units of each feature's std; on the previous action too, and the
             # target stays the expert's absolute action: the network learns to steer back (DART-like)
-            x = {k: v + noise * torch.randn_like(v) * model.norm[k.replace(".", "_")].std for k, v in x.items()}
+            x = {k: v + noise * torch.randn_like(v) * noise_std(k, task) for k, v in x.items()}
             prev_noise = noise if cfg.prev_noise is None else cfg.prev_noise
-            prev = prev + prev_noise * torch.randn_like(prev) * model.action_norm.std
+            prev = prev + prev_noise * torch.randn_like(prev) * noise_std("prev", task)
         pred = model.forward_normalized(x[OBS_KEYS[0]], x[OBS_KEYS[1]], x[OBS_KEYS[2]], task, table[task], prev)
         return torch.nn.functional.l1_loss(pred, model.delta_norm(target - prev[:, None]))
 

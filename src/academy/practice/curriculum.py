@@ -127,7 +127,7 @@ class Curriculum:
         return difficulty, randomization_at(factor)
 
     def target_settings(self, task: str) -> tuple[dict[str, Any], None]:
-        """The target difficulty (every ladder at its top), without randomization: what is evaluated."""
+        """The target difficulty (every ladder at its top), without randomization (see ``target_randomization``)."""
         difficulty: dict[str, Any] = {k: v for k, v in self.target.get(task, {}).items() if k != "randomization"}
         difficulty.update({ld.term.name: ld.levels[-1] for ld in self.ladders[task] if ld.term.name != "randomization"})
         return difficulty, None

@@ -3,7 +3,8 @@
 One run: rollout workers (in-process or Ray actors) collect steps from scenes of every task at
 the curriculum's current levels, the learner makes a PPO update, the curriculum promotes or
 demotes each task by its success rate, and every ``eval_every`` updates the practiced policy is
-evaluated on fixed held-out seeds at the target difficulty (nominal robot); the best evaluation
+evaluated on fixed held-out seeds at the target difficulty, under the randomization practised for
+(drawn per seed; ``eval_randomization`` overrides it, 0 being the nominal robot); the best evaluation
 is kept (the base alone is the first candidate), not the last.
 
 The run folder (the artefact the next stages read):
