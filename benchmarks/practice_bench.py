@@ -88,8 +88,8 @@ def main() -> None:
     else:
         mode = "default"
         tasks = args.task or list(Policy.load(args.policy).tasks)
-        target = {t: {"randomization": args.randomization} for t in tasks} if args.randomization is not None else None
-        run = _run(args, out / "default", tasks=tasks, target=target or {})
+        target = {t: {"randomization": args.randomization} for t in tasks} if args.randomization is not None else {}
+        run = _run(args, out / "default", tasks=tasks, target=target)
         result["practice"] = run
         result["before"] = evaluate(args.policy, tasks, args.episodes)
         result["after"] = evaluate(str(out / "default" / "policy"), tasks, args.episodes)

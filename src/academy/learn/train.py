@@ -144,6 +144,8 @@ def _frame_weights(ds: Dataset, episodes: list[int], source_weights: dict | None
 def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig(), outcome: str | None = "success",
           tasks: list[str] | None = None, on_step: Callable[[int, float, float], None] | None = None) -> dict:
     """Train one policy on every task of ``dataset``; write a checkpoint folder at ``out``."""
+    if cfg.noise_scale not in ("task", "pooled"):  # before any data is read
+        raise ValueError(f"noise_scale must be 'task' or 'pooled', got {cfg.noise_scale!r}")
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     ds = Dataset(dataset)
@@ -182,8 +184,6 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         table = torch.tensor([instructions["vectors"].get(t, [0.0] * INSTRUCTION_DIM) for t in all_tasks])
     t0, step, history = time.time(), 0, []
 
-    if cfg.noise_scale not in ("task", "pooled"):
-        raise ValueError(f"noise_scale must be 'task' or 'pooled', got {cfg.noise_scale!r}")
     task_std = frames.task_std(len(all_tasks)) if cfg.noise_scale == "task" else None
 
     def noise_std(key: str, task: torch.Tensor) -> torch.Tensor:
