@@ -12,7 +12,9 @@ the same run: the gain is in points. Also written: env steps per second while co
 share of wall-clock in physics, policy inference, learning and evaluation, and the wall-clock.
 
 ``--curriculum-compare``: sort_cells with 10 cells, practised with the curriculum and, with
-the same budget, straight on 10 cells; nominal success of both.
+the same budget, straight on 10 cells; nominal success of both, and of the base policy. The
+cells are the question: both practise for the nominal robot unless ``--randomization`` says
+otherwise (the curriculum's randomization ladder then has one rung).
 
 ``--robot SERIAL``: fine-tuning on one (not held-out) reality robot; success on that robot
 before and after, over ``--episodes`` seeds the practice never used.
@@ -64,10 +66,13 @@ def main() -> None:
     result: dict = {"policy": args.policy, "minutes": args.minutes, "episodes": args.episodes, "backend": args.backend}
     if args.curriculum_compare:
         mode = "curriculum"
-        target = {"sort_cells": {"n_cells": 10}}
+        target = {"sort_cells": {"n_cells": 10, "randomization": args.randomization or 0.0}}
         plan = {"sort_cells": ({"n_cells": 10}, None)}
         base = evaluate_scenes(Policy.load(args.policy), ["sort_cells"], args.episodes, plan, first_seed=100000)
         result["base"] = base
+        result["base_one_cell"] = evaluate_scenes(Policy.load(args.policy), ["sort_cells"], args.episodes,
+                                                  {"sort_cells": ({"n_cells": 1}, None)}, first_seed=100000)
+        print("base", base, "at one cell", result["base_one_cell"], flush=True)
         for name, on in (("curriculum", True), ("straight", False)):
             run = _run(args, out / f"sort10-{name}", tasks=["sort_cells"], target=target, curriculum=on)
             policy = Policy.load(out / f"sort10-{name}" / "policy")

@@ -357,6 +357,8 @@ def learn(
                                                            "instruction embedding (academy command)"),
     balance_tasks: bool = typer.Option(False, "--balance-tasks", help="draw every task's frames equally often "
                                                                       "(default: every frame equally often)"),
+    input_norm: str = typer.Option("task", help="the network's input scales: each task's own (task), or over "
+                                                "all frames (pooled, as before 2026-11-23)"),
 ) -> None:
     """Train one policy for every task of a dataset (behaviour cloning of action chunks)."""
     from academy.data import DatasetError
@@ -377,7 +379,7 @@ def learn(
     cfg = TrainConfig(arch=arch, chunk=chunk, hidden=hidden, max_minutes=minutes, max_steps=steps, seed=seed,
                       obs_noise=noise, prev_noise=prev_noise, actions=actions, source_weights=weights or None,
                       instructions=str(instructions) if instructions else None, balance_tasks=balance_tasks,
-                      noise_scale=noise_scale)
+                      noise_scale=noise_scale, input_norm=input_norm)
     try:
         with _progress() as progress:
             bar = progress.add_task("learn", total=100)

@@ -262,7 +262,7 @@ def test_training_noise_is_scaled_within_each_task(two_tasks, tmp_path):
 
     tasks = list(REGISTRY)
     frames = Frames(two_tasks, list(two_tasks.episodes["episode_index"]), tasks)
-    std = frames.task_std(len(tasks))
+    std = {k: v["std"] for k, v in frames.task_stats(len(tasks)).items()}
     key = "observation.environment_state"
     for t in ("handover", "place_part"):
         mine = frames.x[key][frames.task == tasks.index(t)]
@@ -273,3 +273,37 @@ def test_training_noise_is_scaled_within_each_task(two_tasks, tmp_path):
     assert float(pooled.max()) > float(std[key][tasks.index("place_part")].max())
     with pytest.raises(ValueError, match="noise_scale"):
         train(two_tasks.root, tmp_path / "x", TrainConfig(max_steps=1, noise_scale="global", threads=1))
+
+
+def test_per_task_input_scales(two_tasks, tmp_path):
+    from academy.learn.train import INPUT_STD_FLOOR, Frames
+    from academy.sim.tasks import REGISTRY
+
+    tasks = list(REGISTRY)
+    out = tmp_path / "tin"
+    train(two_tasks.root, out, TrainConfig(max_steps=20, batch_size=32, hidden=32, layers=1, threads=1,
+                                           val_fraction=0.0, input_norm="task"))
+    model = Policy.load(out).model
+    assert model.cfg.input_norm == "task"
+    frames = Frames(two_tasks, list(two_tasks.episodes["episode_index"]), tasks)
+    key = "observation.environment_state"
+    norm = model.norm[key.replace(".", "_")]
+    assert norm.mean.shape == (len(tasks), frames.x[key].shape[1])
+    for t in ("handover", "place_part"):  # each task's row: that task's frames' scales
+        i = tasks.index(t)
+        mine = frames.x[key][frames.task == i]
+        assert torch.allclose(norm.mean[i], mine.mean(0), atol=1e-5)
+        assert torch.allclose(norm.std[i], mine.std(0).clamp_min(INPUT_STD_FLOOR), atol=1e-5)
+        z = norm(mine, torch.full((len(mine),), i))
+        assert float(z.mean(0).abs().max()) < 1e-3  # centred within its own task
+    # the same raw input reads differently under each task's scales
+    x = frames.x[key][:2]
+    assert not torch.allclose(norm(x, torch.tensor([0, 0])), norm(x, torch.tensor([1, 1])))
+    # the exported program carries the per-task scales: it matches the module
+    inputs = example_inputs(model.cfg, batch=2)
+    inputs = (*(torch.randn_like(v) for v in inputs[:3]), torch.tensor([0, 1]), inputs[4], torch.randn_like(inputs[5]))
+    program = torch.export.load(str(out / "model.pt2")).module()
+    with torch.no_grad():
+        assert torch.allclose(program(*inputs), model(*inputs), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown input normalisation 'dataset'"):
+        train(two_tasks.root, tmp_path / "x", TrainConfig(max_steps=1, threads=1, input_norm="dataset"))

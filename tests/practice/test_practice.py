@@ -60,7 +60,10 @@ def test_curriculum_tops_are_the_target_and_disabled_starts_there():
     c = Curriculum(["sort_cells", "place_part"], target={"sort_cells": {"n_cells": 10}}, enabled=False)
     levels = c.levels()
     assert levels["sort_cells"]["n_cells"] == 10 and levels["place_part"]["clearance"] == 0.004
-    assert c.target_settings("sort_cells") == ({"n_cells": 10, "spread": 0.6}, None)
+    difficulty, randomization = c.target_settings("sort_cells")
+    assert difficulty == {"n_cells": 10, "spread": 0.6}  # ladders at their tops, under the practised randomization
+    assert randomization.terms["friction"].high == TRAINING_RANGES["friction"][1]
+    assert c.target_settings("sort_cells", 0.0) == ({"n_cells": 10, "spread": 0.6}, None)  # or the one asked for
     difficulty, randomization = c.settings("place_part")
     assert difficulty == {"clearance": 0.004, "pose_spread": 0.5}
     assert randomization.terms["friction"].high == TRAINING_RANGES["friction"][1]

@@ -13,7 +13,9 @@ Two bodies share the interface:
 - ``transformer``: an ACT-like encoder over input tokens with one learned query per chunk step.
 
 Normalisation (mean/std from the dataset's stats) lives inside the module, so an exported
-checkpoint maps raw observations to raw actions with nothing else.
+checkpoint maps raw observations to raw actions with nothing else. Input scales are over every
+frame (``input_norm="pooled"``) or each task's own (``"task"``: a row per task, picked by the
+task index).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class PolicyConfig:
     fps: int = 20
     actions: str = "joints"  # the network's action space: joints or hands (learn/actions.py)
     kinematics: list | None = None  # the hands' FK chains (kinematics.chain_spec), for hand actions
+    input_norm: str = "pooled"  # input scales over every frame ("pooled") or each task's own ("task")
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -67,18 +70,23 @@ def relative_dim(cfg: PolicyConfig) -> int:
 def placeholder_stats(cfg: PolicyConfig) -> dict[str, dict[str, torch.Tensor]]:
     """Stats of the right shapes (zeros, ones), to build a module before loading its weights."""
     A = net_action_dim(cfg)
-    shapes = {**{k: (d,) for k, d in cfg.obs_dims.items()}, "action": (A,), "delta": (cfg.chunk, A),
+    lead = (len(cfg.tasks),) if cfg.input_norm == "task" else ()  # per-task input scales: a row per task
+    shapes = {**{k: (*lead, d) for k, d in cfg.obs_dims.items()}, "action": (*lead, A), "delta": (cfg.chunk, A),
               "relative": (relative_dim(cfg),)}
     return {k: {"mean": torch.zeros(s), "std": torch.ones(s)} for k, s in shapes.items()}
 
 
 class Normalizer(nn.Module):
+    """(x - mean) / std; with per-task scales (mean, std of shape (tasks, dim)) each row's task's."""
+
     def __init__(self, mean: torch.Tensor, std: torch.Tensor):
         super().__init__()
         self.register_buffer("mean", mean.float())
         self.register_buffer("std", std.float().clamp_min(1e-3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
+        if self.mean.dim() == x.dim():  # per-task scales
+            return (x - self.mean[task]) / self.std[task]
         return (x - self.mean) / self.std
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
@@ -110,6 +118,8 @@ class ChunkPolicy(nn.Module):
         seen = [i for i in range(cfg.state_dims) if cfg.actions != "hands" or i in PASS_INDEX]
         self.register_buffer("state_index", torch.tensor(seen, dtype=torch.long), persistent=False)  # from cfg
         self.dims = {k: (len(seen) if k == OBS_KEYS[0] else cfg.obs_dims[k]) for k in OBS_KEYS}
+        if cfg.input_norm not in ("pooled", "task"):
+            raise ValueError(f"unknown input normalisation {cfg.input_norm!r}: choose pooled or task")
         if cfg.actions == "hands" and not cfg.kinematics:
             raise ValueError("hand actions need the hands' kinematic chains (PolicyConfig.kinematics)")
         self.hands = HandActions(cfg.kinematics) if cfg.actions == "hands" else None
@@ -166,11 +176,11 @@ class ChunkPolicy(nn.Module):
 
     def forward_normalized(self, state, env, goal, task, instruction, previous_action) -> torch.Tensor:
         """Normalised offsets (B, K, A) of the next K actions from ``previous_action``."""
-        xs = [self.norm["observation_state"](state)[:, self.state_index],
-              self.norm["observation_environment_state"](env), self.norm["observation_goal"](goal)]
+        xs = [self.norm["observation_state"](state, task)[:, self.state_index],
+              self.norm["observation_environment_state"](env, task), self.norm["observation_goal"](goal, task)]
         if self.hands is not None:
             xs.append(self.relative_norm(self.relative(env, goal, previous_action)))
-        prev = self.action_norm(previous_action)
+        prev = self.action_norm(previous_action, task)
         t = self.task_embedding(task)
         B = state.shape[0]
         if self.cfg.arch == "mlp":

@@ -40,6 +40,7 @@ class TrainConfig:
     actions: str = "joints"  # the network's action space: joints or hands (learn/actions.py, docs/learn.md)
     source_weights: dict | None = None  # episode source -> sampling weight (e.g. {"correction": 3}); others 1
     balance_tasks: bool = False  # draw every task's frames equally often, however long its episodes
+    input_norm: str = "task"  # the network's input scales: each task's own ("task") or over every frame ("pooled")
     init_from: str | None = None  # a checkpoint to go on training from (same network; its input scales are kept)
     instructions: str | None = None  # a planner folder: condition on each task's skill-text embedding (command stage)
 
@@ -74,20 +75,21 @@ class Frames:
         self.task = torch.from_numpy(np.repeat([tasks.index(t) for t in eps["academy/task"]], lengths))
         self.n = int(lengths.sum())
 
-    def task_std(self, n_tasks: int) -> dict[str, torch.Tensor]:
-        """Each input's std within each task's frames, (n_tasks, dim), floored (tasks absent: the floor).
+    def task_stats(self, n_tasks: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Each input's mean and std within each task's frames, (n_tasks, dim), the std floored;
+        a task without frames gets the pooled mean and the floor.
 
         Training noise is drawn in these units: over all tasks, an object slot's std mixes where
         different tasks put different objects (about 0.4 m here), and 5% of it was 2 cm of noise
         on a part that must be placed within millimetres."""
         out = {}
         for k, v in [*self.x.items(), ("prev", self.prev)]:
-            std = torch.full((n_tasks, v.shape[1]), INPUT_STD_FLOOR)
+            mean, std = v.mean(0).repeat(n_tasks, 1), torch.full((n_tasks, v.shape[1]), INPUT_STD_FLOOR)
             for t in range(n_tasks):
                 mine = v[self.task == t]
                 if len(mine) > 1:
-                    std[t] = mine.std(0).clamp_min(INPUT_STD_FLOOR)
-            out[k] = std
+                    mean[t], std[t] = mine.mean(0), mine.std(0).clamp_min(INPUT_STD_FLOOR)
+            out[k] = {"mean": mean, "std": std}
         return out
 
     def batch(self, idx: torch.Tensor, chunk: int):
@@ -110,11 +112,16 @@ INPUT_STD_FLOOR = 0.01
 
 def _stats_tensors(ds: Dataset, frames: "Frames", cfg: PolicyConfig) -> dict:
     stats = placeholder_stats(cfg)
-    stats.update({k: {"mean": torch.as_tensor(np.asarray(ds.stats[k]["mean"]), dtype=torch.float32),
-                      "std": torch.as_tensor(np.asarray(ds.stats[k]["std"]), dtype=torch.float32).clamp_min(INPUT_STD_FLOOR)}
-                  for k in OBS_KEYS})
-    stats[ACTION_KEY] = {"mean": frames.action.mean(0),  # in the network's space
-                         "std": frames.action.std(0).clamp_min(INPUT_STD_FLOOR)}
+    if cfg.input_norm == "task":  # each task's own input scales (the previous action's in the network's space)
+        per_task = frames.task_stats(len(cfg.tasks))
+        stats.update({k: per_task[k] for k in OBS_KEYS})
+        stats[ACTION_KEY] = per_task["prev"]
+    else:
+        stats.update({k: {"mean": torch.as_tensor(np.asarray(ds.stats[k]["mean"]), dtype=torch.float32),
+                          "std": torch.as_tensor(np.asarray(ds.stats[k]["std"]), dtype=torch.float32).clamp_min(INPUT_STD_FLOOR)}
+                      for k in OBS_KEYS})
+        stats[ACTION_KEY] = {"mean": frames.action.mean(0),  # in the network's space
+                             "std": frames.action.std(0).clamp_min(INPUT_STD_FLOOR)}
     stats["delta"] = frames.delta_stats(cfg.chunk)
     return stats
 
@@ -154,13 +161,13 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
     chosen = [i for eps in per_task.values() for i in eps]
     rng = np.random.default_rng(cfg.seed)
     chosen = sorted(chosen)
-    n_val = max(1, int(len(chosen) * cfg.val_fraction)) if len(chosen) > 1 else 0
+    n_val = max(1, int(len(chosen) * cfg.val_fraction)) if len(chosen) > 1 and cfg.val_fraction > 0 else 0
     val_eps = sorted(rng.choice(chosen, n_val, replace=False).tolist()) if n_val else []
     train_eps = [e for e in chosen if e not in set(val_eps)]
     pcfg = PolicyConfig(
         obs_dims={k: int(ds.features[k]["shape"][0]) for k in OBS_KEYS},
         action_dim=int(ds.features[ACTION_KEY]["shape"][0]), tasks=all_tasks, arch=cfg.arch, chunk=cfg.chunk,
-        hidden=cfg.hidden, layers=cfg.layers, fps=ds.fps, actions=cfg.actions,
+        hidden=cfg.hidden, layers=cfg.layers, fps=ds.fps, actions=cfg.actions, input_norm=cfg.input_norm,
         kinematics=HandFK.specs(load_model()) if cfg.actions == "hands" else None,
     )
     encode = HandActions(pcfg.kinematics) if cfg.actions == "hands" else None
@@ -184,12 +191,14 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         table = torch.tensor([instructions["vectors"].get(t, [0.0] * INSTRUCTION_DIM) for t in all_tasks])
     t0, step, history = time.time(), 0, []
 
-    task_std = frames.task_std(len(all_tasks)) if cfg.noise_scale == "task" else None
+    task_std = ({k: v["std"] for k, v in frames.task_stats(len(all_tasks)).items()}
+                if cfg.noise_scale == "task" else None)
 
     def noise_std(key: str, task: torch.Tensor) -> torch.Tensor:
         if task_std is not None:
             return task_std[key][task]
-        return model.action_norm.std if key == "prev" else model.norm[key.replace(".", "_")].std
+        std = model.action_norm.std if key == "prev" else model.norm[key.replace(".", "_")].std
+        return std[task] if std.dim() == 2 else std  # the network's input scales, per task or pooled
 
     def loss_on(data: Frames, idx: torch.Tensor, noise: float) -> torch.Tensor:
         x, task, prev, target = data.batch(idx, cfg.chunk)

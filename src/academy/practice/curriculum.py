@@ -126,11 +126,12 @@ class Curriculum:
                 difficulty[ladder.term.name] = ladder.value
         return difficulty, randomization_at(factor)
 
-    def target_settings(self, task: str) -> tuple[dict[str, Any], None]:
-        """The target difficulty (every ladder at its top), without randomization (see ``target_randomization``)."""
+    def target_settings(self, task: str, randomization: float | None = None
+                        ) -> tuple[dict[str, Any], RandomizationConfig | None]:
+        """The target: every ladder at its top, the randomization practised for (or ``randomization``)."""
         difficulty: dict[str, Any] = {k: v for k, v in self.target.get(task, {}).items() if k != "randomization"}
         difficulty.update({ld.term.name: ld.levels[-1] for ld in self.ladders[task] if ld.term.name != "randomization"})
-        return difficulty, None
+        return difficulty, randomization_at(self.target_randomization(task) if randomization is None else randomization)
 
     def target_randomization(self, task: str) -> float:
         """The top of the task's randomization ladder: the conditions a run practises for."""

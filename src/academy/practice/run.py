@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from academy.learn.policy import Policy
-from academy.practice.curriculum import Curriculum, randomization_at
+from academy.practice.curriculum import Curriculum
 from academy.practice.ppo import PPOConfig, update
 from academy.practice.residual import SPACES, ResidualActorCritic, default_scale, feature_dim, save_residual
 from academy.practice.rollout import RobotScenes, RolloutWorker, policy_batch
@@ -256,12 +256,9 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
     backend = RayBackend(worker_args) if cfg.backend == "ray" else LocalBackend(worker_args)
 
     # evaluation: every ladder at its top, under the randomization practised for (or eval_randomization)
-    def eval_factor(task: str) -> float:  # imagined practice is judged in the nominal physics, as it was
-        if cfg.eval_randomization is not None:
-            return cfg.eval_randomization
-        return 0.0 if cfg.dream_model else curriculum.target_randomization(task)
-
-    target_plan = {t: (curriculum.target_settings(t)[0], randomization_at(eval_factor(t))) for t in tasks}
+    # imagined practice is judged in the nominal physics, as it was
+    eval_factor = cfg.eval_randomization if cfg.eval_randomization is not None else (0.0 if cfg.dream_model else None)
+    target_plan = {t: curriculum.target_settings(t, eval_factor) for t in tasks}
     evaluator = Policy.load(base_path, base_only=True)
 
     def run_eval(update_no: int, env_steps: int) -> dict:
