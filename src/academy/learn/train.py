@@ -110,10 +110,10 @@ class Frames:
 INPUT_STD_FLOOR = 0.01
 
 
-def _stats_tensors(ds: Dataset, frames: "Frames", cfg: PolicyConfig) -> dict:
+def _stats_tensors(ds: Dataset, frames: "Frames", cfg: PolicyConfig, per_task: dict | None) -> dict:
+    """The network's scales; ``per_task``: ``frames.task_stats``, needed with per-task input scales."""
     stats = placeholder_stats(cfg)
     if cfg.input_norm == "task":  # each task's own input scales (the previous action's in the network's space)
-        per_task = frames.task_stats(len(cfg.tasks))
         stats.update({k: per_task[k] for k in OBS_KEYS})
         stats[ACTION_KEY] = per_task["prev"]
     else:
@@ -174,13 +174,15 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
     frames = Frames(ds, train_eps, all_tasks, encode)
     weights = _frame_weights(ds, train_eps, cfg.source_weights, cfg.balance_tasks)
     val = Frames(ds, val_eps, all_tasks, encode) if val_eps else None
+    # each task's input scales, read once: the network's (input_norm) and the training noise's (noise_scale)
+    per_task = frames.task_stats(len(all_tasks)) if "task" in (cfg.input_norm, cfg.noise_scale) else None
     if cfg.init_from:  # warm start: the earlier weights with the input and action scales they were made with
         model = load_checkpoint(cfg.init_from)
         if model.cfg != pcfg:
             differ = sorted(k for k in pcfg.__dict__ if getattr(model.cfg, k) != getattr(pcfg, k))
             raise ValueError(f"cannot go on training {cfg.init_from}: its network differs in {differ}")
     else:
-        model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, pcfg))
+        model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, pcfg, per_task))
         if model.hands is not None:
             model.set_relative_stats(frames.x[OBS_KEYS[1]], frames.x[OBS_KEYS[2]], frames.prev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -191,8 +193,7 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         table = torch.tensor([instructions["vectors"].get(t, [0.0] * INSTRUCTION_DIM) for t in all_tasks])
     t0, step, history = time.time(), 0, []
 
-    task_std = ({k: v["std"] for k, v in frames.task_stats(len(all_tasks)).items()}
-                if cfg.noise_scale == "task" else None)
+    task_std = {k: v["std"] for k, v in per_task.items()} if cfg.noise_scale == "task" else None
 
     def noise_std(key: str, task: torch.Tensor) -> torch.Tensor:
         if task_std is not None:
