@@ -175,14 +175,14 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
     weights = _frame_weights(ds, train_eps, cfg.source_weights, cfg.balance_tasks)
     val = Frames(ds, val_eps, all_tasks, encode) if val_eps else None
     # each task's input scales, read once: the network's (input_norm) and the training noise's (noise_scale)
-    per_task = frames.task_stats(len(all_tasks)) if "task" in (cfg.input_norm, cfg.noise_scale) else None
+    task_scales = frames.task_stats(len(all_tasks)) if "task" in (cfg.input_norm, cfg.noise_scale) else None
     if cfg.init_from:  # warm start: the earlier weights with the input and action scales they were made with
         model = load_checkpoint(cfg.init_from)
         if model.cfg != pcfg:
             differ = sorted(k for k in pcfg.__dict__ if getattr(model.cfg, k) != getattr(pcfg, k))
             raise ValueError(f"cannot go on training {cfg.init_from}: its network differs in {differ}")
     else:
-        model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, pcfg, per_task))
+        model = ChunkPolicy(pcfg, _stats_tensors(ds, frames, pcfg, task_scales))
         if model.hands is not None:
             model.set_relative_stats(frames.x[OBS_KEYS[1]], frames.x[OBS_KEYS[2]], frames.prev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -193,7 +193,7 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
         table = torch.tensor([instructions["vectors"].get(t, [0.0] * INSTRUCTION_DIM) for t in all_tasks])
     t0, step, history = time.time(), 0, []
 
-    task_std = {k: v["std"] for k, v in per_task.items()} if cfg.noise_scale == "task" else None
+    task_std = {k: v["std"] for k, v in task_scales.items()} if cfg.noise_scale == "task" else None
 
     def noise_std(key: str, task: torch.Tensor) -> torch.Tensor:
         if task_std is not None:
