@@ -649,6 +649,10 @@ def practice(
     console.print(f"{summary['updates']} updates, {summary['env_steps']} env steps in {summary['wall_seconds']:.0f} s "
                   f"({summary['env_steps_per_second']:.0f} steps/s while collecting); "
                   f"evaluated on {cfg.eval_episodes} fixed seeds per task at the target difficulty")
+    if not summary["updates"]:
+        console.print(f"[yellow]no update fitted in {minutes:g} minutes after the first evaluation "
+                      f"({summary['before']['seconds']:.0f} s): the learned policy is kept as it was. "
+                      f"Give practice more --minutes, or fewer --eval-episodes.[/yellow]")
     console.print(f"practiced policy: {out / 'policy'}  (academy eval --policy {out / 'policy'}); curve: {out / 'curve.png'}")
 
 

@@ -299,6 +299,8 @@ def test_per_task_input_scales(two_tasks, tmp_path):
     # the same raw input reads differently under each task's scales
     x = frames.x[key][:2]
     assert not torch.allclose(norm(x, torch.tensor([0, 0])), norm(x, torch.tensor([1, 1])))
+    with pytest.raises(ValueError, match="pass each row's task index"):  # never broadcast over every task's row
+        norm(x)
     # the exported program carries the per-task scales: it matches the module
     inputs = example_inputs(model.cfg, batch=2)
     inputs = (*(torch.randn_like(v) for v in inputs[:3]), torch.tensor([0, 1]), inputs[4], torch.randn_like(inputs[5]))

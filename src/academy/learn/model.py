@@ -79,13 +79,18 @@ def placeholder_stats(cfg: PolicyConfig) -> dict[str, dict[str, torch.Tensor]]:
 class Normalizer(nn.Module):
     """(x - mean) / std; with per-task scales (mean, std of shape (tasks, dim)) each row's task's."""
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, per_task: bool = False):
         super().__init__()
+        if per_task and mean.dim() != 2:
+            raise ValueError(f"per-task scales need a (tasks, dim) mean, got shape {tuple(mean.shape)}")
         self.register_buffer("mean", mean.float())
         self.register_buffer("std", std.float().clamp_min(1e-3))
+        self.per_task = per_task
 
     def forward(self, x: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
-        if self.mean.dim() == x.dim():  # per-task scales
+        if self.per_task:
+            if task is None:
+                raise ValueError("these inputs are scaled per task: pass each row's task index")
             return (x - self.mean[task]) / self.std[task]
         return (x - self.mean) / self.std
 
@@ -111,8 +116,10 @@ class ChunkPolicy(nn.Module):
         and ``delta`` ((chunk, A): the offsets of the next actions from the previous one)."""
         super().__init__()
         self.cfg = cfg
-        self.norm = nn.ModuleDict({k.replace(".", "_"): Normalizer(stats[k]["mean"], stats[k]["std"]) for k in OBS_KEYS})
-        self.action_norm = Normalizer(stats[ACTION_KEY]["mean"], stats[ACTION_KEY]["std"])
+        per_task = cfg.input_norm == "task"
+        self.norm = nn.ModuleDict({k.replace(".", "_"): Normalizer(stats[k]["mean"], stats[k]["std"], per_task)
+                                   for k in OBS_KEYS})
+        self.action_norm = Normalizer(stats[ACTION_KEY]["mean"], stats[ACTION_KEY]["std"], per_task)
         self.delta_norm = Normalizer(stats["delta"]["mean"], stats["delta"]["std"])
         self.task_embedding = nn.Embedding(len(cfg.tasks), cfg.task_dim)
         seen = [i for i in range(cfg.state_dims) if cfg.actions != "hands" or i in PASS_INDEX]

@@ -289,12 +289,15 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
     best = evals[0]
     _save_policy(base_path, out / "policy", net)
     logf = (out / "log.jsonl").open("w")
-    update_no = 0
+    update_no, last_update = 0, 0.0
     try:
         while True:
             if cfg.iterations is not None and update_no >= cfg.iterations:
                 break
-            if time.time() - t_start >= 60 * cfg.minutes:
+            # the budget holds the whole run: go on only while the next update (as long as the last)
+            # and one evaluation after it (as long as the last) still fit; that evaluation is the
+            # update's own if it brings one, else the closing one
+            if time.time() - t_start + last_update + evals[-1]["seconds"] >= 60 * cfg.minutes:
                 break
             update_no += 1
             t0 = time.time()
@@ -319,6 +322,7 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
             net.norm.update(batch["feats"])
             changes = curriculum.update(update_no)
             timing["learn"] += time.time() - t1
+            last_update = time.time() - t0
             row = {
                 "update": update_no, "env_steps": env_steps, "seconds": time.time() - t_start,
                 "reward_per_step": float(batch["rewards"].mean()),
@@ -334,7 +338,7 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
             logf.flush()
             if on_update:
                 on_update(row)
-        if not log or "eval" not in log[-1]:  # always end with an evaluation of the last update
+        if log and "eval" not in log[-1]:  # always end with an evaluation of the last update
             evaluate_and_keep(update_no, env_steps)
     finally:
         logf.close()
