@@ -23,7 +23,7 @@ from academy.data import Dataset
 from academy.data.store import EpisodeMeta
 
 SPAWN = multiprocessing.get_context("spawn")  # the caller may hold torch threads: fork could hang
-DEFAULT_NOISE = 0.0  # DART noise on the redone episodes: none, as in the demos (docs/learn.md)
+DEFAULT_NOISE = 0.005  # the DART noise of the demos the policies learn from (docs/learn.md)
 
 
 def _redo_job(args: tuple) -> list[tuple]:

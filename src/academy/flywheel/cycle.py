@@ -43,16 +43,8 @@ from academy.exam.safety import SafetyLimits
 # practice selection (200000..) and the exam (300000.., 30000..).
 SHIFT_SEED = 400000
 ROLLOUT_SEED = 600000
-# The demonstrations' recipe (docs/learn.md): recorded under the reality robots' sensing
-# differences (encoder offsets, joint and object noise, latency) and the training physics, without
-# DART noise, which costs place_part its millimetres. A new recipe records into a new folder.
-DEMO_RECIPE = "sensing"
-DEMO_NOISE = 0.0
-DEMO_RANDOMIZATION = {
-    "friction": (0.8, 1.25), "object_mass": (0.8, 1.25), "object_size": (0.95, 1.05),
-    "actuator_gain": (0.9, 1.1), "joint_damping": (0.8, 1.25), "action_latency": (0, 2),
-    "proprio_noise": (0.0, 0.004), "object_noise": (0.0, 0.004), "encoder_offset": (0.0, 0.01),
-}
+DEMO_NOISE = 0.005
+DEMO_RANDOMIZATION = {"encoder_offset": (0.0, 0.01)}
 # The exam's default limits refuse every learned handover policy and the scripted expert itself
 # on the reality robots (hands up to 6 cm into each other in the handover; wrists at their stops,
 # README). The flywheel examines under these instead: hands may meet 8 cm deep, and a joint may
@@ -169,7 +161,7 @@ def ground(cfg: FlywheelConfig, ui: Stages) -> dict:
     from academy.sim.randomize import RandomizationConfig
 
     ws = Path(cfg.workspace)
-    demos = ws / "datasets" / f"flywheel-demos-{DEMO_RECIPE}-{cfg.demos}"
+    demos = ws / "datasets" / f"flywheel-demos-{cfg.demos}"
     randomization = RandomizationConfig.from_dict({k: list(v) for k, v in DEMO_RANDOMIZATION.items()}).only(
         *DEMO_RANDOMIZATION)
     for task in cfg.tasks:
