@@ -301,6 +301,8 @@ def test_per_task_input_scales(two_tasks, tmp_path):
     assert not torch.allclose(norm(x, torch.tensor([0, 0])), norm(x, torch.tensor([1, 1])))
     with pytest.raises(ValueError, match="pass each row's task index"):  # never broadcast over every task's row
         norm(x)
+    # the training noise reads the same flag: each row's own task's std
+    assert torch.equal(norm.scale(torch.tensor([1, 0])), norm.std[[1, 0]])
     # the exported program carries the per-task scales: it matches the module
     inputs = example_inputs(model.cfg, batch=2)
     inputs = (*(torch.randn_like(v) for v in inputs[:3]), torch.tensor([0, 1]), inputs[4], torch.randn_like(inputs[5]))

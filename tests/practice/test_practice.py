@@ -9,7 +9,7 @@ from academy.practice.curriculum import Curriculum, randomization_at
 from academy.practice.ppo import advantages
 from academy.practice.residual import ResidualActorCritic, default_scale, feature_dim
 from academy.practice.rollout import policy_batch
-from academy.practice.run import PracticeConfig, evaluate_scenes, practice
+from academy.practice.run import PracticeConfig, evaluate_scenes, next_update_fits, practice
 from academy.sim.batched import BatchedWorkcellEnv
 from academy.sim.randomize import TRAINING_RANGES
 
@@ -151,6 +151,18 @@ def test_practice_writes_a_run_that_evaluates_and_loads(base, tmp_path):
     assert saved["config"]["eval_randomization"] is None  # default: each task's randomization target (1)
     again = evaluate_scenes(policy, ["handover"], 1, {"handover": ({}, randomization_at(1.0))})
     assert again == summary["best"]["success"]
+
+
+def test_budget_holds_the_next_update_and_an_evaluation(base, tmp_path):
+    # 60 s budget: 30 s gone, the last update took 10 s and the last evaluation 15 s -> 55 s, go on
+    assert next_update_fits(30, 10, 15, 60)
+    assert not next_update_fits(30, 10, 20, 60)  # 60 s: the evaluation after it would end past the budget
+    assert not next_update_fits(50, 0, 15, 60)  # before any update: the opening evaluation alone counts
+    # a budget spent by the opening evaluation: no update, no closing evaluation, the learned policy kept
+    summary = practice(tiny(base, tmp_path / "spent", iterations=None, minutes=1e-4))
+    assert summary["updates"] == 0 and [e["update"] for e in summary["evaluations"]] == [0]
+    assert Policy.load(tmp_path / "spent" / "policy").residual is not None  # a zero residual: the base's actions
+    assert summary["best"] is summary["before"]
 
 
 def test_bad_practice_settings_are_named(base, tmp_path):

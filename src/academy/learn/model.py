@@ -97,6 +97,10 @@ class Normalizer(nn.Module):
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         return y * self.std + self.mean
 
+    def scale(self, task: torch.Tensor) -> torch.Tensor:
+        """The std that applies to each row: its task's with per-task scales, else the pooled one."""
+        return self.std[task] if self.per_task else self.std
+
 
 class ResidualBlock(nn.Module):
     def __init__(self, width: int, dropout: float):

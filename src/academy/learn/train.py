@@ -198,8 +198,8 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig()
     def noise_std(key: str, task: torch.Tensor) -> torch.Tensor:
         if task_std is not None:
             return task_std[key][task]
-        std = model.action_norm.std if key == "prev" else model.norm[key.replace(".", "_")].std
-        return std[task] if std.dim() == 2 else std  # the network's input scales, per task or pooled
+        norm = model.action_norm if key == "prev" else model.norm[key.replace(".", "_")]
+        return norm.scale(task)  # the network's input scales, per task or pooled
 
     def loss_on(data: Frames, idx: torch.Tensor, noise: float) -> torch.Tensor:
         x, task, prev, target = data.batch(idx, cfg.chunk)

@@ -222,6 +222,13 @@ def plot_curve(log: list[dict], evals: list[dict], path: Path, window: int = 10)
     plt.close(fig)
 
 
+def next_update_fits(elapsed: float, last_update: float, last_eval: float, budget: float) -> bool:
+    """The budget holds the whole run: go on only while the next update (as long as the last) and
+    one evaluation after it (as long as the last) still fit. That evaluation is the update's own if
+    it brings one, else the closing one. All in seconds."""
+    return elapsed + last_update + last_eval < budget
+
+
 def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = None) -> dict[str, Any]:
     cfg.check()
     torch.manual_seed(cfg.seed)
@@ -294,10 +301,7 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
         while True:
             if cfg.iterations is not None and update_no >= cfg.iterations:
                 break
-            # the budget holds the whole run: go on only while the next update (as long as the last)
-            # and one evaluation after it (as long as the last) still fit; that evaluation is the
-            # update's own if it brings one, else the closing one
-            if time.time() - t_start + last_update + evals[-1]["seconds"] >= 60 * cfg.minutes:
+            if not next_update_fits(time.time() - t_start, last_update, evals[-1]["seconds"], 60 * cfg.minutes):
                 break
             update_no += 1
             t0 = time.time()
