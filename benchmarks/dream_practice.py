@@ -41,6 +41,17 @@ def _both(spec: str, tasks: list[str], episodes: int) -> dict:
             "nominal": evaluate(spec, tasks, episodes, reality=False, first_seed=HELD_OUT_SEED)}
 
 
+def gains(before: dict, after: dict, tasks: list[str], episodes: int) -> dict:
+    """{split: {task: {points, standard_error}}}: after minus before, in points of success."""
+    gain = {}
+    for split in ("variations", "nominal"):
+        for t in tasks:
+            a, b = after[split][t]["nominal_success"], before[split][t]["nominal_success"]
+            se = np.sqrt((a * (1 - a) + b * (1 - b)) / episodes)
+            gain.setdefault(split, {})[t] = {"points": round(100 * (a - b), 1), "standard_error": round(100 * se, 1)}
+    return gain
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--policy", required=True)
@@ -68,12 +79,7 @@ def main() -> None:
     seconds = time.time() - t0
     before = _both(args.policy, tasks, args.episodes)
     after = _both(str(Path(args.out) / "policy"), tasks, args.episodes)
-    gain = {}
-    for split in ("variations", "nominal"):
-        for t in tasks:
-            a, b = after[split][t]["nominal_success"], before[split][t]["nominal_success"]
-            se = np.sqrt((a * (1 - a) + b * (1 - b)) / args.episodes)
-            gain.setdefault(split, {})[t] = {"points": round(100 * (a - b), 1), "standard_error": round(100 * se, 1)}
+    gain = gains(before, after, tasks, args.episodes)
     mean_gain = float(np.mean([g["points"] for g in gain["variations"].values()]))
     result = {
         "command": "python benchmarks/dream_practice.py " + " ".join(

@@ -65,12 +65,13 @@ def main() -> None:
     p.add_argument("--check", type=int, default=200)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--max-uncertainty", type=float, default=2.0)
+    p.add_argument("--judge", default="task", help="task (the task's own rule) or head (the model's success head)")
     p.add_argument("--out", default="benchmarks/results/dream_variations.json")
     args = p.parse_args()
     dataset, _, episode = args.source.rpartition("#")
     scratch = Path(tempfile.mkdtemp(prefix="dreams-"))
     try:
-        cfg = VariationConfig(variations=args.variations, max_uncertainty=args.max_uncertainty)
+        cfg = VariationConfig(variations=args.variations, max_uncertainty=args.max_uncertainty, judge=args.judge)
         summary = dream(args.model, args.policy, dataset, int(episode), scratch / "dreams", cfg,
                         on_batch=lambda done, kept: print(f"{done}/{args.variations} dreamed, {kept} kept", flush=True))
         written_mb = sum(f.stat().st_size for f in scratch.rglob("*") if f.is_file()) / 1e6

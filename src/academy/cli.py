@@ -424,6 +424,8 @@ def dream(
                                       "per variation (default friction 0.6:1.4, object_mass 0.7:1.6, object_size 0.92:1.08)"),
     max_uncertainty: float = typer.Option(2.0, min=0.0, help="keep a dream whose mean spread is at most this "
                                           "times the model's spread on the source episode"),
+    judge: str = typer.Option("task", help="what calls a dream a success: the task's own rule on the predicted "
+                              "state (task), or the model's success head (head)"),
     report: Optional[Path] = typer.Option(None, help="write the summary (and the physics check) as JSON here"),
     seed: int = typer.Option(0),
 ) -> None:
@@ -438,7 +440,7 @@ def dream(
 
     dataset, episode = _episode_ref(source)
     cfg = VariationConfig(variations=variations, position_jitter=position_jitter, yaw_jitter=yaw_jitter,
-                          max_uncertainty=max_uncertainty, seed=seed)
+                          max_uncertainty=max_uncertainty, judge=judge, seed=seed)
     if context:
         cfg.context_ranges = _parse_context(context)
     try:

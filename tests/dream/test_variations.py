@@ -51,6 +51,21 @@ def test_the_store_records_each_episodes_physics(context_ds):
         collect("handover", 1, context_ds, workers=1)  # appending without context to a dataset with it
 
 
+def test_the_model_learns_from_the_executed_commands(tmp_path):
+    """With DART noise the label (``action``) is the expert's and the robot was sent something else:
+    the store keeps both, and the world model reads what was executed."""
+    from academy.data.collect import EXECUTED_KEY
+    from academy.sim.rollout_expert import ARM
+
+    collect("handover", 1, tmp_path / "dart", workers=1, action_noise=0.01, context_ranges=RANGES)
+    data = Dataset(tmp_path / "dart").read(["action", EXECUTED_KEY])
+    diff = data[EXECUTED_KEY] - data["action"]
+    other = [j for j in range(diff.shape[1]) if j not in ARM]
+    assert 0.007 < diff[:, ARM].std() < 0.013 and np.all(diff[:, other] == 0)
+    eps = Episodes.load([tmp_path / "dart"])
+    np.testing.assert_array_equal(eps.action[0], data[EXECUTED_KEY])
+
+
 def test_env_applies_a_context_and_replaces_objects():
     env = WorkcellEnv("handover")
     env.reset(0)
@@ -102,10 +117,38 @@ def test_the_physics_check_replays_a_scene_faithfully(context_ds):
                                                    (far.reshape(-1), source.context[0], source.action)])) == [True, False]
 
 
+def test_the_task_judge_applies_the_tasks_own_rule_to_a_state():
+    """The expert's episode in the physics: the judge agrees with the env at the first state (no), the
+    last recorded one (the part in place but still held: no) and the state the env calls a success."""
+    from academy.dream.judge import TaskJudge
+    from academy.sim.experts import make_expert
+
+    def state(obs):
+        return np.concatenate([obs["proprio"], obs["objects"].reshape(-1)])[None]
+
+    env, expert = WorkcellEnv("handover"), make_expert("handover")
+    obs, _ = env.reset(3)
+    expert.reset(obs)
+    judge = TaskJudge("handover", 3)
+    first, states = state(obs), []
+    for _ in range(env.max_steps):
+        states.append(state(obs))
+        obs, _, done, truncated, info = env.step(expert.act(obs))
+        if done or truncated:
+            break
+    assert info["success"]
+    assert judge(np.concatenate([first, states[-1], state(obs)])).tolist() == [False, False, True]
+    moved = state(obs).copy()
+    moved[0, DIMS["observation.state"] + 70 : DIMS["observation.state"] + 72] += 0.05  # the part 5 cm off: no
+    assert not judge(moved)[0]
+    judge.close()
+    env.close()
+
+
 def test_dream_writes_kept_variations_and_checks_them(context_ds, small_model, tiny_policy, tmp_path):
     # a tiny model judges nothing a success at 0.5; a threshold of 0 keeps every sure dream, so the
     # writing path and the check are exercised end to end
-    cfg = VariationConfig(variations=12, batch=6, success_threshold=0.0, max_uncertainty=1e6, threads=1)
+    cfg = VariationConfig(variations=12, batch=6, judge="head", success_threshold=0.0, max_uncertainty=1e6, threads=1)
     summary = dream(small_model, tiny_policy, context_ds, 1, tmp_path / "dreams", cfg)
     assert summary["variations"] == 12 and summary["kept"] == summary["written"] == summary["model_success"] == 12
     ds = Dataset(tmp_path / "dreams")
@@ -130,6 +173,9 @@ def test_dream_cli_names_bad_input(context_ds, small_model, tiny_policy, tmp_pat
     r = runner.invoke(app, ["dream", "--from", f"{context_ds}#99", "--policy", str(tiny_policy),
                             "--model", str(small_model), "--out", str(tmp_path / "d")])
     assert r.exit_code == 1 and "no episode 99" in r.output
+    r = runner.invoke(app, ["dream", "--from", f"{context_ds}#0", "--policy", str(tiny_policy), "--model",
+                            str(small_model), "--variations", "4", "--check", "0", "--judge", "oracle"])
+    assert r.exit_code == 1 and "judge must be 'task'" in r.output
     r = runner.invoke(app, ["dream", "--from", f"{context_ds}#0", "--policy", str(tiny_policy), "--model",
                             str(small_model), "--variations", "4", "--check", "2", "--out", str(tmp_path / "d"),
                             "--report", str(tmp_path / "r.json")])

@@ -27,6 +27,9 @@ STATE_KEY, ENV_KEY, GOAL_KEY, ACTION_KEY = (
     "observation.state", "observation.environment_state", "observation.goal", "action",
 )
 CONTEXT_KEY = "observation.context"  # the episode's physical context (scale factors), for world models
+# the command the robot was sent, noise included (``action`` is the agent's own, the label a learner
+# imitates); a world model learns how the world answers what was executed. Recorded with the context.
+EXECUTED_KEY = "action.executed"
 
 
 def workcell_features(cameras: Iterable[str] = (), image_size: tuple[int, int] = (120, 160),
@@ -43,6 +46,7 @@ def workcell_features(cameras: Iterable[str] = (), image_size: tuple[int, int] =
     }
     if context:
         feats[CONTEXT_KEY] = {"dtype": "float32", "shape": [len(CONTEXT_TERMS)], "names": list(CONTEXT_TERMS)}
+        feats[EXECUTED_KEY] = {"dtype": "float32", "shape": [robot.N_ACTUATORS], "names": list(robot.JOINTS)}
     for cam in cameras:
         feats[f"observation.images.{cam}"] = {
             "dtype": "video", "shape": [*image_size, 3], "names": ["height", "width", "channels"],
@@ -66,19 +70,24 @@ def obs_to_features(observations: list[dict], context: bool = False) -> dict[str
     return out
 
 
-def steps_to_frames(observations: list[dict], actions: list, rewards: list, context: bool = False) -> dict[str, np.ndarray]:
-    """An episode's observations, actions and rewards as the dataset's columns (done on the last step)."""
+def steps_to_frames(observations: list[dict], actions: list, rewards: list, context: bool = False,
+                    executed: list | None = None) -> dict[str, np.ndarray]:
+    """An episode's observations, actions and rewards as the dataset's columns (done on the last step);
+    with ``context``, also the physics and the executed commands (``executed``, else the actions)."""
     T = len(actions)
-    return {
+    out = {
         **obs_to_features(observations, context),
         ACTION_KEY: np.stack(actions).astype(np.float32),
         "next.reward": np.asarray(rewards, np.float32),
         "next.done": np.arange(T) == T - 1,
     }
+    if context:
+        out[EXECUTED_KEY] = np.stack(executed if executed else actions).astype(np.float32)
+    return out
 
 
 def episode_frames(result: EpisodeResult, context: bool = False) -> dict[str, np.ndarray]:
-    return steps_to_frames(result.observations, result.actions, result.rewards, context)
+    return steps_to_frames(result.observations, result.actions, result.rewards, context, result.executed)
 
 
 def _collect_job(args: tuple) -> list[tuple[dict, bool, int]]:
@@ -130,6 +139,9 @@ def collect(
     with_context = context_ranges is not None
     if (out / "meta/info.json").exists():
         ds = Dataset(out)
+        if with_context and CONTEXT_KEY in ds.features and EXECUTED_KEY not in ds.features:
+            raise ValueError(f"{out} records the context but not the executed commands ({EXECUTED_KEY}, since "
+                             f"2026-11-24): collect into a new dataset")
         if (CONTEXT_KEY in ds.features) != with_context:
             have = "records" if CONTEXT_KEY in ds.features else "does not record"
             raise ValueError(f"{out} {have} the physical context ({CONTEXT_KEY}); append with"

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from academy.data import Dataset
-from academy.dream.model import (ACTION, CONTEXT, CONTEXT_KEY, DIMS, ENV, GOAL, N_JOINTS, N_OBJECTS, NOMINAL_CONTEXT,
-                                 STATE, X_DIM, WorldModel, WorldModelConfig)
+from academy.dream.model import (ACTION, CONTEXT, CONTEXT_KEY, DIMS, ENV, EXECUTED, GOAL, N_JOINTS, N_OBJECTS,
+                                 NOMINAL_CONTEXT, STATE, X_DIM, WorldModel, WorldModelConfig)
 
 K_STEPS = (1, 10, 50)
 MOVE_MM = 0.2  # an object that moves more than this in one step (50 ms) is "moving"
@@ -66,7 +66,9 @@ class Episodes:
             missing = [k for k in (STATE, ENV, GOAL, ACTION, "next.reward") if k not in ds.features]
             if missing:
                 raise ValueError(f"{path} lacks {missing}: a world model needs state, object poses, goal, action, reward")
-            keys = [STATE, ENV, GOAL, ACTION, "next.reward", "episode_index"]
+            # the executed command where the dataset records it (with DART noise the label differs from it)
+            act = EXECUTED if EXECUTED in ds.features else ACTION
+            keys = [STATE, ENV, GOAL, act, "next.reward", "episode_index"]
             has_context = CONTEXT_KEY in ds.features
             if has_context:
                 names = ds.features[CONTEXT_KEY].get("names")
@@ -86,7 +88,7 @@ class Episodes:
                 rows = order[bounds[ep] : bounds[ep] + counts[ep]]
                 out.x.append(np.concatenate([data[STATE][rows], data[ENV][rows]], 1).astype(np.float32))
                 out.goal.append(data[GOAL][rows].astype(np.float32))
-                out.action.append(data[ACTION][rows].astype(np.float32))
+                out.action.append(data[act][rows].astype(np.float32))
                 out.reward.append(data["next.reward"][rows].reshape(-1).astype(np.float32))
                 ctx = data[CONTEXT_KEY][rows] if has_context else np.tile(NOMINAL_CONTEXT, (len(rows), 1))
                 out.context.append(np.asarray(ctx, np.float32))

@@ -26,6 +26,7 @@ from torch import nn
 from academy.sim.randomize import CONTEXT_TERMS as CONTEXT, NOMINAL_CONTEXT  # noqa: F401 (re-exported)
 
 STATE, ENV, GOAL, ACTION = "observation.state", "observation.environment_state", "observation.goal", "action"
+EXECUTED = "action.executed"  # the command sent, noise included: what the model is conditioned on where recorded
 CONTEXT_KEY = "observation.context"
 DIMS = {STATE: 56, ENV: 77, GOAL: 40, ACTION: 28}
 X_DIM = DIMS[STATE] + DIMS[ENV]  # what the model rolls forward

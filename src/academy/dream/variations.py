@@ -5,9 +5,12 @@ A variation changes the source episode's first frame: every object on the bench 
 ``position_jitter`` in x and y and turns by up to ``yaw_jitter`` about the vertical, and the
 physical context (friction, object mass and size scale factors) is drawn from
 ``context_ranges``. The policy then acts on the model's predicted states, its arm-joint targets
-perturbed by exploration noise held for ``hold_steps`` steps (the noise is in the executed
-actions, which are what is stored). A row ends when the model's success probability passes
-``success_threshold`` or at the task's time limit.
+perturbed by exploration noise held for ``hold_steps`` steps. As in a DART demonstration, the
+executed commands (noise included) are stored as ``action.executed``, what the model steps on, and
+the policy's own as ``action``, the label. A row ends in success when the task's own success rule holds
+in the predicted state (``judge="task"``, asked where the model's predicted reward reaches
+``judge_from``; ``dream/judge.py``), or, with ``judge="head"``, when the model's success
+probability passes ``success_threshold``; else at the task's time limit.
 
 A variation is kept when the model calls it a success and its mean ensemble spread over the
 rollout is at most ``max_uncertainty`` times the spread the model shows on the source
@@ -31,7 +34,9 @@ import numpy as np
 import torch
 
 from academy.data import Dataset, EpisodeMeta
-from academy.dream.model import ACTION, CONTEXT, CONTEXT_KEY, DIMS, ENV, GOAL, N_OBJECTS, STATE, X_DIM, WorldModel
+from academy.dream.judge import TaskJudge
+from academy.dream.model import (ACTION, CONTEXT, CONTEXT_KEY, DIMS, ENV, EXECUTED, GOAL, N_OBJECTS, STATE, X_DIM,
+                                 WorldModel)
 
 # Workers are spawned, not forked: a fork of this process (torch's and pyarrow's threads running) can
 # leave a child waiting forever on a lock a parent thread held; it did, in the 10,000-variation run.
@@ -48,7 +53,9 @@ class VariationConfig:
                                                           "object_size": (0.92, 1.08)})
     noise: float = 0.005  # rad, exploration noise on the executed arm-joint targets
     hold_steps: int = 10  # the noise is held this many steps (white noise per step teaches little)
-    success_threshold: float = 0.5
+    judge: str = "task"  # "task": the task's own success rule on the predicted state; "head": the model's head
+    judge_from: float = 0.8  # the rule is asked where the model's predicted reward reaches this (a success: 1.0)
+    success_threshold: float = 0.5  # with judge="head": the success probability that ends a dream
     min_steps: int = 10  # a dream is not judged a success before this many steps
     max_uncertainty: float = 2.0  # x the model's median spread on the source episode's real steps
     batch: int = 2500  # rows rolled forward together
@@ -125,10 +132,13 @@ def source_spread(model: WorldModel, source: Source) -> float:
 
 @torch.no_grad()
 def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: np.ndarray, context: np.ndarray,
-                   max_steps: int, cfg: VariationConfig, rng: np.random.Generator) -> dict:
+                   max_steps: int, cfg: VariationConfig, rng: np.random.Generator,
+                   judge: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """Roll ``policy`` forward in ``model`` from each row of ``x0`` (``goal``: one for all rows, or
-    one per row); returns per-row states (T+1),
-    executed actions (T), predicted rewards, length, success flag and mean uncertainty. A row that
+    one per row). A row ends in success where ``judge`` (predicted states -> bool, asked where the
+    predicted reward reaches ``cfg.judge_from``) says so, or without a judge where the model's
+    success head passes ``cfg.success_threshold``. Returns per-row states (T+1),
+    executed actions (T), the policy's own ("labels"), predicted rewards, length, success flag and mean uncertainty. A row that
     has ended (predicted success) leaves the batch, so the model and the policy step live rows only."""
     from academy.sim import robot
     from academy.sim.rollout_expert import ARM
@@ -136,7 +146,8 @@ def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: n
     B = len(x0)
     policy.reset(B)
     states = np.zeros((B, max_steps + 1, X_DIM), np.float32)
-    actions = np.zeros((B, max_steps, robot.N_ACTUATORS), np.float32)
+    actions = np.zeros((B, max_steps, robot.N_ACTUATORS), np.float32)  # executed: the policy's plus the noise
+    labels = np.zeros((B, max_steps, robot.N_ACTUATORS), np.float32)  # the policy's own
     rewards = np.zeros((B, max_steps), np.float32)
     states[:, 0] = x0
     success = np.zeros(B, bool)
@@ -152,14 +163,22 @@ def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: n
             noise[:, ARM] = rng.normal(0.0, cfg.noise, (len(live), len(ARM)))
         xs = x.numpy()
         obs = {STATE: xs[:, :DIMS[STATE]], ENV: xs[:, DIMS[STATE]:], GOAL: g.numpy(), "task": np.full(len(live), task)}
-        action = (policy.act(obs) + noise).astype(np.float32)
+        label = policy.act(obs).astype(np.float32)
+        action = label + noise
         out = model.step(x, g, torch.from_numpy(action), ctx)
         spread_sum[live] += out["uncertainty"].numpy()
         x = out["x"]
         states[live, t + 1] = x.numpy()
         actions[live, t] = action
+        labels[live, t] = label
         rewards[live, t] = out["reward"].numpy()
-        won = (out["success"].numpy() > cfg.success_threshold) & (t + 1 >= cfg.min_steps)
+        if judge is None:
+            won = (out["success"].numpy() > cfg.success_threshold) & (t + 1 >= cfg.min_steps)
+        else:
+            won = np.zeros(len(live), bool)
+            ask = np.flatnonzero(out["reward"].numpy() >= cfg.judge_from) if t + 1 >= cfg.min_steps else []
+            if len(ask):
+                won[ask] = judge(x.numpy()[ask])
         if won.any():
             success[live[won]] = True
             length[live[won]] = t + 1
@@ -171,7 +190,8 @@ def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: n
             rows = torch.from_numpy(stay)
             x, g, ctx, noise = x[rows], g[rows], ctx[rows], noise[stay]
     T = int(length.max())
-    return {"states": states[:, : T + 1], "actions": actions[:, :T], "rewards": rewards[:, :T], "length": length,
+    return {"states": states[:, : T + 1], "actions": actions[:, :T], "labels": labels[:, :T],
+            "rewards": rewards[:, :T], "length": length,
             "success": success, "uncertainty": spread_sum / length}
 
 
@@ -196,6 +216,9 @@ def dream(model_path: str | Path, policy_path: str | Path, dataset: str | Path, 
     task = make_task(source.task)
     max_steps = task.max_steps(CONTROL_DT)
     limit = cfg.max_uncertainty * source_spread(model, source)
+    if cfg.judge not in ("task", "head"):
+        raise ValueError(f"judge must be 'task' (the task's success rule) or 'head' (the model's), got {cfg.judge!r}")
+    judge = TaskJudge(source.task, source.seed) if cfg.judge == "task" else None
     rng = np.random.default_rng(cfg.seed)
     kept_rows, judged, n_success, written = [], [], 0, 0
     writer_ds = None
@@ -203,14 +226,15 @@ def dream(model_path: str | Path, policy_path: str | Path, dataset: str | Path, 
         out = Path(out)
         writer_ds = Dataset(out) if (out / "meta/info.json").exists() else Dataset.create(
             out, FPS, workcell_features(context=True))
-        if CONTEXT_KEY not in writer_ds.features:
-            raise ValueError(f"{out} does not record the physical context: dreams go to a dataset that does")
+        if CONTEXT_KEY not in writer_ds.features or EXECUTED not in writer_ds.features:
+            raise ValueError(f"{out} does not record the physical context and the executed commands: dreams go "
+                             f"to a dataset that does (academy collect --context)")
     writer = writer_ds.writer(flush_every=200) if writer_ds is not None else None
     try:
         for start in range(0, cfg.variations, cfg.batch):
             n = min(cfg.batch, cfg.variations - start)
             x0, context = perturb(source, cfg, n, rng)
-            r = dream_rollouts(model, policy, source.task, source.goal[0], x0, context, max_steps, cfg, rng)
+            r = dream_rollouts(model, policy, source.task, source.goal[0], x0, context, max_steps, cfg, rng, judge)
             keep = r["success"] & (r["uncertainty"] <= limit)
             n_success += int(r["success"].sum())
             for i in range(n):
@@ -232,6 +256,8 @@ def dream(model_path: str | Path, policy_path: str | Path, dataset: str | Path, 
     finally:
         if writer is not None:
             writer.close()
+        if judge is not None:
+            judge.close()
     seconds = time.time() - t0
     return {"source": f"{source.dataset}#{source.episode}", "task": source.task, "seed": source.seed,
             "variations": cfg.variations, "model_success": n_success, "kept": len(kept_rows), "written": written,
@@ -246,7 +272,8 @@ def _frames(r: dict, i: int, goal: np.ndarray, context: np.ndarray) -> dict[str,
     done = np.zeros(T, bool)
     done[-1] = True
     return {STATE: xs[:, :DIMS[STATE]], ENV: xs[:, DIMS[STATE]:X_DIM], GOAL: np.repeat(goal[None], T, 0),
-            ACTION: r["actions"][i, :T], "next.reward": r["rewards"][i, :T].astype(np.float32),
+            ACTION: r["labels"][i, :T], EXECUTED: r["actions"][i, :T],
+            "next.reward": r["rewards"][i, :T].astype(np.float32),
             "next.done": done, CONTEXT_KEY: np.repeat(context[None], T, 0).astype(np.float32)}
 
 

@@ -35,6 +35,7 @@ class EpisodeResult:
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
     observations: list[dict] = field(default_factory=list, repr=False)  # the obs each action answered
     actions: list[np.ndarray] = field(default_factory=list, repr=False)
+    executed: list[np.ndarray] = field(default_factory=list, repr=False)  # what the robot was sent (with the noise)
     rewards: list[float] = field(default_factory=list, repr=False)
 
 
@@ -57,6 +58,8 @@ def rollout(env, agent: Agent, seed: int, record: bool = False, video: bool = Fa
         if action_noise:
             action = np.array(action, float)
             action[ARM] += noise_rng.normal(0.0, action_noise, len(ARM))
+        if record:
+            result.executed.append(np.asarray(action, np.float32))
         obs, reward, terminated, truncated, info = env.step(action)
         result.steps += 1
         if record:
