@@ -7,11 +7,12 @@ policy learned from the demos alone, on the held-out variation set, with zero ex
 
 ``BASE`` is the baseline: ``academy learn`` on the demos ``D``. The script varies the first
 ``--sources`` successful demos of ``--task``, ``--variations`` dreams in all, split evenly: BASE acts
-in the world model with exploration noise, the physics of each dream drawn from ``--context``
-(default: friction 0.35..1.4, object mass 0.7..2.4, beyond the store's recorded ranges), and the
+in the world model with exploration noise, the physics of each dream drawn from ``DREAM_CONTEXT``
+(friction 0.35..1.4, object mass 0.7..2.4, beyond the store's recorded ranges), and the
 dreams that the task's own rule calls a success (``--judge task``) with a spread within bounds are
-kept. It appends them to a copy of ``D`` and learns on that copy with the same budget and settings
-(``--minutes``; the dreams' frames drawn ``--dream-weight`` times as often as a demo's). Both
+kept. It appends them to a copy of ``D`` and learns on that copy for ``--minutes`` with ``academy
+learn``'s default settings and the baseline's width and chunk (so BASE should be learned with the
+defaults too); the dreams' frames are drawn ``--dream-weight`` times as often as a demo's. Both
 policies are then evaluated on the held-out variation set (friction 0.35..0.6, object mass
 1.6..2.4, scene seeds 300000.., layouts never demonstrated) and on the nominal held-out seeds.
 
@@ -56,7 +57,8 @@ def main() -> None:
     p.add_argument("--check", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    if args.task not in Policy.load(args.policy).tasks:
+    base = Policy.load(args.policy)
+    if args.task not in base.tasks:
         raise SystemExit(f"the policy does not know {args.task}")
     table = Dataset(args.demos).episode_table()
     ok = table[(table["academy/task"] == args.task) & (table["academy/outcome"] == "success")]
@@ -81,8 +83,7 @@ def main() -> None:
                 physics[label][0] += row["succeeded"]
                 physics[label][1] += row["replayed"]
     dream_seconds = time.time() - t0
-    base_cfg = Policy.load(args.policy).cfg
-    cfg = TrainConfig(max_minutes=args.minutes, seed=args.seed, hidden=base_cfg.hidden, chunk=base_cfg.chunk,
+    cfg = TrainConfig(max_minutes=args.minutes, seed=args.seed, hidden=base.cfg.hidden, chunk=base.cfg.chunk,
                       source_weights={"dream": args.dream_weight})
     info = train(mixed, out / "policy", cfg, tasks=[args.task])
     before = _both(args.policy, [args.task], args.episodes)
