@@ -51,6 +51,8 @@ def main() -> None:
     p.add_argument("--sources", type=int, default=10)
     p.add_argument("--variations", type=int, default=10000)
     p.add_argument("--judge", default="task")
+    p.add_argument("--settle", type=int, default=VariationConfig.settle_steps,
+                   help="steps a dream goes on after it is called a success (the release played out)")
     p.add_argument("--dream-weight", type=float, default=1.0)
     p.add_argument("--minutes", type=float, default=6.0)
     p.add_argument("--episodes", type=int, default=100)
@@ -73,7 +75,8 @@ def main() -> None:
     t0 = time.time()
     per, dreams, physics = args.variations // len(sources), [], {"kept": [0, 0], "rejected": [0, 0]}
     for k, ep in enumerate(sources):
-        cfg = VariationConfig(variations=per, context_ranges=DREAM_CONTEXT, judge=args.judge, seed=args.seed + k)
+        cfg = VariationConfig(variations=per, context_ranges=DREAM_CONTEXT, judge=args.judge,
+                              settle_steps=args.settle, seed=args.seed + k)
         s = dream(args.model, args.policy, args.demos, ep, mixed, cfg)
         dreams.append({key: s[key] for key in ("source", "variations", "model_success", "kept", "written", "seconds")})
         print(f"{s['source']}: {s['model_success']} of {per} judged a success, {s['kept']} kept, {s['seconds']} s",

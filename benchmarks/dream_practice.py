@@ -63,6 +63,7 @@ def main() -> None:
     p.add_argument("--task", action="append", help="tasks (default: handover and place_part)")
     p.add_argument("--horizon", type=int, default=40)
     p.add_argument("--penalty", type=float, default=1.0)
+    p.add_argument("--judge", default="task", help="what ends a branch in success: task (the task's rule) or head")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     tasks = args.task or ["handover", "place_part"]
@@ -71,7 +72,8 @@ def main() -> None:
         raise SystemExit(f"the policy does not know {missing}")
     cfg = PracticeConfig(policy=args.policy, out=args.out, tasks=tasks, minutes=args.minutes, seed=args.seed,
                          dream_model=args.model, dream_data=args.data, dream_horizon=args.horizon,
-                         dream_context=DREAM_CONTEXT, dream_penalty=args.penalty, eval_context=DREAM_CONTEXT)
+                         dream_context=DREAM_CONTEXT, dream_penalty=args.penalty, dream_judge=args.judge,
+                         eval_context=DREAM_CONTEXT)
     t0 = time.time()
     summary = practice(cfg, on_update=lambda r: print(
         f"update {r['update']:4d} steps {r['env_steps']:7d} {r['seconds']:6.0f}s reward/step {r['reward_per_step']:.3f} "

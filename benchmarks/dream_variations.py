@@ -66,12 +66,16 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--max-uncertainty", type=float, default=2.0)
     p.add_argument("--judge", default="task", help="task (the task's own rule) or head (the model's success head)")
+    p.add_argument("--settle", type=int, default=VariationConfig.settle_steps,
+                   help="steps a dream goes on after it is called a success (the release played out)")
+    p.add_argument("--recheck", action="store_true", help="a dream's call must still hold after the settling")
     p.add_argument("--out", default="benchmarks/results/dream_variations.json")
     args = p.parse_args()
     dataset, _, episode = args.source.rpartition("#")
     scratch = Path(tempfile.mkdtemp(prefix="dreams-"))
     try:
-        cfg = VariationConfig(variations=args.variations, max_uncertainty=args.max_uncertainty, judge=args.judge)
+        cfg = VariationConfig(variations=args.variations, max_uncertainty=args.max_uncertainty, judge=args.judge,
+                              settle_steps=args.settle, settle_recheck=args.recheck)
         summary = dream(args.model, args.policy, dataset, int(episode), scratch / "dreams", cfg,
                         on_batch=lambda done, kept: print(f"{done}/{args.variations} dreamed, {kept} kept", flush=True))
         written_mb = sum(f.stat().st_size for f in scratch.rglob("*") if f.is_file()) / 1e6
@@ -90,7 +94,8 @@ def main() -> None:
     result = {k: v for k, v in summary.items() if k != "rollouts"}
     result.update({
         "command": "python benchmarks/dream_variations.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+            f"--{k.replace('_', '-')}" + ("" if isinstance(v, bool) else f" {v}")
+            for k, v in vars(args).items() if k != "out" and v is not False),
         "written_mb": round(written_mb, 1),
         "physics_replay_of_dreams": physics,
         "policy_in_physics_same_scenes": {"episodes": len(wins), "succeeded": int(sum(wins)),

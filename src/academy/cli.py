@@ -426,6 +426,8 @@ def dream(
                                           "times the model's spread on the source episode"),
     judge: str = typer.Option("task", help="what calls a dream a success: the task's own rule on the predicted "
                               "state (task), or the model's success head (head)"),
+    settle: int = typer.Option(10, min=0, help="steps a dream goes on after it is called a success; the verdict "
+                               "must still hold then"),
     report: Optional[Path] = typer.Option(None, help="write the summary (and the physics check) as JSON here"),
     seed: int = typer.Option(0),
 ) -> None:
@@ -440,7 +442,8 @@ def dream(
 
     dataset, episode = _episode_ref(source)
     cfg = VariationConfig(variations=variations, position_jitter=position_jitter, yaw_jitter=yaw_jitter,
-                          max_uncertainty=max_uncertainty, judge=judge, seed=seed)
+                          max_uncertainty=max_uncertainty, judge=judge, settle_steps=settle,
+                          seed=seed)
     if context:
         cfg.context_ranges = _parse_context(context)
     try:
@@ -480,6 +483,8 @@ def dream_whatif(
                                       "(default: slippery, heavy, both; outside the recorded ranges)"),
     task: list[str] = typer.Option([], help="tasks (default: those the policy knows that the data holds), repeatable"),
     episodes: int = typer.Option(200, min=1, help="scenes per task and condition"),
+    judge: str = typer.Option("task", help="what calls a rehearsal a success: the task's own rule on the "
+                              "predicted state (task), or the model's success head (head)"),
     report: Optional[Path] = typer.Option(None, help="write the rehearsal as JSON here"),
     seed: int = typer.Option(0),
 ) -> None:
@@ -499,7 +504,8 @@ def dream_whatif(
     try:
         with _progress() as progress:
             progress.add_task("rehearse in the world model", total=None)
-            out = rehearse(str(model), str(policy), [str(d) for d in data], what_ifs, task or None, episodes, seed)
+            out = rehearse(str(model), str(policy), [str(d) for d in data], what_ifs, task or None, episodes, seed,
+                          judge=judge)
     except (DatasetError, ValueError, FileNotFoundError, KeyError) as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from None
@@ -606,6 +612,8 @@ def practice(
     dream_horizon: int = typer.Option(40, min=1, help="control steps per dreamed branch"),
     dream_context: list[str] = typer.Option([], help="TERM=LOW:HIGH: draw each branch's physics (default: as recorded), repeatable"),
     dream_penalty: float = typer.Option(1.0, min=0.0, help="reward charged per unit of the model's uncertainty"),
+    dream_judge: str = typer.Option("task", help="what ends a dreamed branch in success: the task's own rule on the "
+                                    "predicted state (task), or the model's success head (head)"),
     eval_context: list[str] = typer.Option([], help="TERM=LOW:HIGH: the selection evaluations' physics, drawn per "
                                                     "scene (default: nominal), repeatable"),
     randomization: Optional[float] = typer.Option(None, min=0.0, help="the randomization to practise for, every task: "
@@ -637,7 +645,7 @@ def practice(
                          eval_episodes=eval_episodes, seed=seed, space=space,
                          dream_model=str(dream) if dream else None, dream_data=[str(d) for d in dream_data],
                          dream_horizon=dream_horizon, dream_context=_parse_context(dream_context),
-                         dream_penalty=dream_penalty, eval_context=_parse_context(eval_context),
+                         dream_penalty=dream_penalty, dream_judge=dream_judge, eval_context=_parse_context(eval_context),
                          eval_randomization=eval_randomization)
     try:
         summary = _practice_with_progress(cfg)

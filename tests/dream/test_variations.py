@@ -10,7 +10,7 @@ from academy.cli import app
 from academy.data import Dataset
 from academy.data.collect import CONTEXT_KEY, collect
 from academy.dream.fit import Episodes, FitConfig, fit
-from academy.dream.model import DIMS, WorldModelConfig
+from academy.dream.model import DIMS, WorldModel, WorldModelConfig
 from academy.dream.variations import (BENCH_Z, Source, VariationConfig, _replay_job, check_in_physics, dream,
                                       perturb)
 from academy.sim.env import WorkcellEnv
@@ -117,31 +117,54 @@ def test_the_physics_check_replays_a_scene_faithfully(context_ds):
                                                    (far.reshape(-1), source.context[0], source.action)])) == [True, False]
 
 
-def test_the_task_judge_applies_the_tasks_own_rule_to_a_state():
-    """The expert's episode in the physics: the judge agrees with the env at the first state (no), the
-    last recorded one (the part in place but still held: no) and the state the env calls a success."""
-    from academy.dream.judge import TaskJudge
+def _state(obs: dict) -> np.ndarray:
+    return np.concatenate([obs["proprio"], obs["objects"].reshape(-1)])[None]
+
+
+def _expert_handover(seed: int):
+    """The expert's handover episode in the physics: the env, its final obs, and every state the episode passed."""
     from academy.sim.experts import make_expert
 
-    def state(obs):
-        return np.concatenate([obs["proprio"], obs["objects"].reshape(-1)])[None]
-
     env, expert = WorkcellEnv("handover"), make_expert("handover")
-    obs, _ = env.reset(3)
+    obs, _ = env.reset(seed)
     expert.reset(obs)
-    judge = TaskJudge("handover", 3)
-    first, states = state(obs), []
+    states = []
     for _ in range(env.max_steps):
-        states.append(state(obs))
+        states.append(_state(obs))
         obs, _, done, truncated, info = env.step(expert.act(obs))
         if done or truncated:
             break
     assert info["success"]
+    return env, obs, states
+
+
+def test_the_task_judge_applies_the_tasks_own_rule_to_a_state():
+    """The expert's episode in the physics: the judge agrees with the env at the first state (no), the
+    last recorded one (the part in place but still held: no) and the state the env calls a success."""
+    from academy.dream.judge import TaskJudge
+
+    state = _state
+    env, obs, states = _expert_handover(3)
+    first = states[0]
+    judge = TaskJudge("handover", 3)
     assert judge(np.concatenate([first, states[-1], state(obs)])).tolist() == [False, False, True]
     moved = state(obs).copy()
     moved[0, DIMS["observation.state"] + 70 : DIMS["observation.state"] + 72] += 0.05  # the part 5 cm off: no
     assert not judge(moved)[0]
     judge.close()
+    # one judge for many scenes (the what-if rehearsal's): each row is judged in its own seed's scene,
+    # whose tray target differs; the verdict follows the part's distance to that scene's target
+    from academy.sim.tasks.handover import TARGET_RADIUS
+
+    part = obs["objects"][-1][:2]
+    seeds = list(range(4, 40))
+    near = [np.linalg.norm(part - np.array(env.reset(s)[1]["goal"]["target"][:2])) < TARGET_RADIUS for s in seeds]
+    assert any(near) and not all(near)  # the scenes disagree about this state
+    scenes = TaskJudge("handover")
+    assert scenes(np.concatenate([state(obs)] * len(seeds)), seeds).tolist() == near
+    with pytest.raises(ValueError, match="scene seed"):
+        scenes(state(obs))
+    scenes.close()
     env.close()
 
 
@@ -156,14 +179,52 @@ def test_dream_writes_kept_variations_and_checks_them(context_ds, small_model, t
     assert len(table) == 12 and set(table["academy/source"]) == {"dream"} and table["academy/synthetic"].all()
     assert set(table["academy/seed"]) == {summary["seed"]}
     eps = Episodes.load([tmp_path / "dreams"])
-    for e, row in zip(eps.context, [r for r in summary["rollouts"] if r["kept"]]):
+    kept = [r for r in summary["rollouts"] if r["kept"]]
+    for e, row in zip(eps.context, kept):
         np.testing.assert_allclose(e[0], row["context"], rtol=1e-6)
+    # stored up to the step each was called a success; its settling steps go to the physics check only
+    assert table["length"].tolist() == [r["called"] for r in kept]
+    assert all(r["length"] == r["called"] + cfg.settle_steps and len(r["actions"]) == r["length"] for r in kept)
     physics = check_in_physics(summary, n=3, workers=1)
     assert physics["kept"]["replayed"] == 3 and physics["rejected"]["replayed"] == 0
     assert 0 <= physics["kept"]["succeeded"] <= 3
     strict = dream(small_model, tiny_policy, context_ds, 1, None, VariationConfig(variations=4, max_uncertainty=0.0,
                                                                                   threads=1))
     assert strict["kept"] == 0 and strict["written"] == 0  # nothing is sure enough at a zero spread limit
+
+
+def test_a_dream_called_a_success_settles_before_it_ends(context_ds, small_model, tiny_policy):
+    """With the recheck: row 0's verdict holds throughout, a success 3 steps after it was first
+    called; row 1's holds once and no longer after the settling, a failure ending there; row 2 is
+    never called and runs to the time limit. Without it, both called rows are successes."""
+    from academy.dream.variations import dream_rollouts
+    from academy.learn.policy import Policy
+
+    source = Source.load(context_ds, 0)
+    asked = {0: 0, 1: 0, 2: 0}
+
+    def judge(states, rows):
+        verdict = []
+        for r in rows.tolist():
+            asked[r] += 1
+            verdict.append(r == 0 or (r == 1 and asked[r] == 1))
+        return np.array(verdict)
+
+    model, policy, x0 = WorldModel.load(small_model), Policy.load(tiny_policy), np.repeat(source.x[:1], 3, 0)
+    context = np.repeat(source.context[:1], 3, 0)
+    cfg = VariationConfig(min_steps=2, settle_steps=3, settle_recheck=True, judge_from=-np.inf, threads=1)
+    r = dream_rollouts(model, policy, "handover", source.goal[0], x0, context, 12, cfg, np.random.default_rng(0), judge)
+    assert r["success"].tolist() == [True, False, False]
+    assert r["length"].tolist() == [5, 5, 12]  # called at step 2, settled 3 steps later; the limit
+    assert r["called"].tolist() == [2, 2, 12]
+    assert asked == {0: 2, 1: 2, 2: 11}  # a called row is asked again only when it has settled
+    assert r["actions"].shape[1] == 12
+    # by default the settling plays the release out and the call stands
+    asked.update({0: 0, 1: 0, 2: 0})
+    cfg.settle_recheck = False
+    r = dream_rollouts(model, policy, "handover", source.goal[0], x0, context, 12, cfg, np.random.default_rng(0), judge)
+    assert r["success"].tolist() == [True, True, False] and r["length"].tolist() == [5, 5, 12]
+    assert asked == {0: 1, 1: 1, 2: 11}
 
 
 def test_dream_cli_names_bad_input(context_ds, small_model, tiny_policy, tmp_path):
@@ -211,6 +272,28 @@ def test_dream_scenes_branch_from_real_states_and_charge_uncertainty(context_ds,
         DreamScenes(str(small_model), [str(context_ds)], ["place_part"])
     with pytest.raises(ValueError, match="shape"):
         scenes.step(np.zeros((3, DIMS["action"]), np.float32))
+
+
+def test_dream_scenes_end_a_branch_where_the_tasks_rule_holds_in_its_scene(context_ds, small_model):
+    """Imagined practice ends a branch by the task's rule in the scene of the episode it branched
+    from, asked only where the model's predicted reward reaches 0.8."""
+    import torch
+
+    from academy.dream.imagine import DreamScenes
+
+    eps = Episodes.load([context_ds])
+    scenes = DreamScenes(str(small_model), [str(context_ds)], ["handover"] * 3, seed=0)
+    scenes.reset()
+    assert set(scenes.seeds.tolist()) <= set(eps.seeds)  # each branch carries its episode's scene
+    env, obs, states = _expert_handover(3)
+    env.close()
+    scenes.x[:] = np.concatenate([_state(obs), _state(obs), states[0]])
+    scenes.seeds[:], scenes.t[:] = 3, 10
+    won = scenes._success({"reward": torch.tensor([1.0, 0.5, 1.0])})
+    assert won.tolist() == [True, False, False]  # the rule holds; not asked (reward 0.5); asked, does not hold
+    scenes.close()
+    with pytest.raises(ValueError, match="judge"):
+        DreamScenes(str(small_model), [str(context_ds)], ["handover"], judge="oracle")
 
 
 def test_practice_in_imagination_trains_in_the_model_and_is_judged_in_physics(context_ds, small_model, tiny_policy,

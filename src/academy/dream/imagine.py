@@ -12,7 +12,9 @@ The physics of a branch is the recorded context of the frame it starts from, or 
 ``context_ranges`` one drawn per branch: practice under physics the store never saw
 (lower friction, heavier parts). Rewards are the model's: its dense progress head is the
 potential, as the physics' task reward is in practice, and an episode ends in success when the
-model's success probability passes 0.5. The uncertainty is charged: ``penalty`` per unit of
+task's own rule holds in the predicted state, in the scene of the episode the branch started from
+(``judge="task"``, asked where the predicted reward reaches 0.8; ``dream/judge.py``), or with
+``judge="head"`` when the model's success probability passes 0.5. The uncertainty is charged: ``penalty`` per unit of
 the ensemble spread relative to the spread on real steps (``info["penalty"]``, which the worker
 subtracts from the reward), so the residual gains nothing from steering into what the model
 does not know.
@@ -29,8 +31,10 @@ from academy.dream.variations import median_spread
 
 class DreamScenes:
     def __init__(self, model: str, datasets: list[str], scene_tasks: list[str], seed: int = 0, horizon: int = 40,
-                 context_ranges: dict | None = None, penalty: float = 1.0, min_steps: int = 5):
+                 context_ranges: dict | None = None, penalty: float = 1.0, min_steps: int = 5, judge: str = "task",
+                 judge_from: float = 0.8):
         from academy.dream.fit import Episodes
+        from academy.dream.judge import TaskJudge, check_judge
         from academy.sim.tasks import make_task
 
         self.model = WorldModel.load(model)
@@ -47,6 +51,14 @@ class DreamScenes:
         missing = sorted(set(scene_tasks) - set(self.starts))
         if missing:
             raise ValueError(f"the datasets {datasets} hold no episodes of {missing}: nothing to branch from")
+        check_judge(judge)
+        if judge == "task":
+            unseeded = sorted({eps.tasks[i] for i in range(len(eps.x)) if eps.seeds[i] < 0} & set(scene_tasks))
+            if unseeded:
+                raise ValueError(f"episodes of {unseeded} have no scene seed: the task's rule needs their scenes "
+                                 f"(judge='head' uses the model's success head)")
+        self.judges = {t: TaskJudge(t) for t in set(scene_tasks)} if judge == "task" else None
+        self.judge_from = judge_from
         self.eps = eps
         # the spread the model shows on real steps: the unit of the uncertainty charge
         self.unit = self._real_spread()
@@ -56,6 +68,7 @@ class DreamScenes:
         self.context = np.ones((self.n, len(CONTEXT)), np.float32)
         self.potentials = np.zeros(self.n)
         self.t = np.zeros(self.n, int)
+        self.seeds = np.zeros(self.n, int)  # each branch's scene seed (its episode's)
         self.branches = 0
 
     def _real_spread(self, n: int = 2048) -> float:
@@ -76,6 +89,7 @@ class DreamScenes:
             self.context[i] = (draw_context(self.context_ranges, self.rng) if self.context_ranges
                                else self.eps.context[ep][t])
             self.potentials[i] = self.eps.reward[ep][t - 1] if t > 0 else 0.0
+            self.seeds[i] = self.eps.seeds[ep]
             self.t[i] = 0
             self.branches += 1
 
@@ -98,7 +112,7 @@ class DreamScenes:
         self.x = out["x"].numpy().copy()
         self.t += 1
         dense = out["reward"].numpy().astype(np.float64)
-        success = (out["success"].numpy() > 0.5) & (self.t >= self.min_steps)
+        success = self._success(out) & (self.t >= self.min_steps)
         trunc = ~success & (self.t >= self.horizon)
         reset = success | trunc
         penalty = self.penalty * out["uncertainty"].numpy() / self.unit
@@ -106,8 +120,21 @@ class DreamScenes:
         self._branch(reset)
         return self._obs(), dense, success, trunc, {"final_success": success, "reset": reset, "penalty": penalty}
 
+    def _success(self, out: dict) -> np.ndarray:
+        if self.judges is None:
+            return out["success"].numpy() > 0.5
+        won = np.zeros(self.n, bool)
+        ask = (out["reward"].numpy() >= self.judge_from) & (self.t >= self.min_steps)
+        tasks = np.array(self.scene_tasks)
+        for task, judge in self.judges.items():
+            rows = np.flatnonzero(ask & (tasks == task))
+            if len(rows):
+                won[rows] = judge(self.x[rows], self.seeds[rows])
+        return won
+
     def potential(self, i: int) -> float:
         return float(self.potentials[i])
 
     def close(self) -> None:
-        pass
+        for judge in (self.judges or {}).values():
+            judge.close()

@@ -10,7 +10,13 @@ executed commands (noise included) are stored as ``action.executed``, what the m
 the policy's own as ``action``, the label. A row ends in success when the task's own success rule holds
 in the predicted state (``judge="task"``, asked where the model's predicted reward reaches
 ``judge_from``; ``dream/judge.py``), or, with ``judge="head"``, when the model's success
-probability passes ``success_threshold``; else at the task's time limit.
+probability passes ``success_threshold``; else at the task's time limit. A row called a success
+goes on for ``settle_steps`` more steps, the policy still acting, so that the physics check
+replays the release to its end: the rule first holds the moment the hand lets go in the model,
+and a replay a few steps behind it still had the fingers on the part. With ``settle_recheck``
+the verdict must also hold after the settling; off by default, because the model has never seen a
+state after a success (recorded episodes end there) and lets the part sink through the socket in
+most of them. The stored episode ends at the step the dream was called a success.
 
 A variation is kept when the model calls it a success and its mean ensemble spread over the
 rollout is at most ``max_uncertainty`` times the spread the model shows on the source
@@ -34,7 +40,7 @@ import numpy as np
 import torch
 
 from academy.data import Dataset, EpisodeMeta
-from academy.dream.judge import TaskJudge
+from academy.dream.judge import TaskJudge, check_judge
 from academy.dream.model import (ACTION, CONTEXT, CONTEXT_KEY, DIMS, ENV, EXECUTED, GOAL, N_OBJECTS, STATE, X_DIM,
                                  WorldModel)
 
@@ -57,6 +63,8 @@ class VariationConfig:
     judge_from: float = 0.8  # the rule is asked where the model's predicted reward reaches this (a success: 1.0)
     success_threshold: float = 0.5  # with judge="head": the success probability that ends a dream
     min_steps: int = 10  # a dream is not judged a success before this many steps
+    settle_steps: int = 10  # a dream goes on this many steps after it is called a success (the release played out)
+    settle_recheck: bool = False  # and must still be called one then
     max_uncertainty: float = 2.0  # x the model's median spread on the source episode's real steps
     batch: int = 2500  # rows rolled forward together
     seed: int = 0
@@ -133,13 +141,16 @@ def source_spread(model: WorldModel, source: Source) -> float:
 @torch.no_grad()
 def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: np.ndarray, context: np.ndarray,
                    max_steps: int, cfg: VariationConfig, rng: np.random.Generator,
-                   judge: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+                   judge: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> dict:
     """Roll ``policy`` forward in ``model`` from each row of ``x0`` (``goal``: one for all rows, or
-    one per row). A row ends in success where ``judge`` (predicted states -> bool, asked where the
-    predicted reward reaches ``cfg.judge_from``) says so, or without a judge where the model's
-    success head passes ``cfg.success_threshold``. Returns per-row states (T+1),
-    executed actions (T), the policy's own ("labels"), predicted rewards, length, success flag and mean uncertainty. A row that
-    has ended (predicted success) leaves the batch, so the model and the policy step live rows only."""
+    one per row). A row is called a success where ``judge`` ((predicted states, their rows of ``x0``)
+    -> bool, asked where the predicted reward reaches ``cfg.judge_from``) says so, or without a judge
+    where the model's success head passes ``cfg.success_threshold``; it ends ``cfg.settle_steps``
+    later, a success (with ``cfg.settle_recheck``: if the verdict still holds). Returns per-row
+    states (T+1), executed actions (T), the policy's own ("labels"), predicted rewards, length,
+    the step it was called a success (``called``; its length if never), success flag and mean
+    uncertainty.
+    A row that has ended leaves the batch, so the model and the policy step live rows only."""
     from academy.sim import robot
     from academy.sim.rollout_expert import ARM
 
@@ -151,6 +162,7 @@ def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: n
     rewards = np.zeros((B, max_steps), np.float32)
     states[:, 0] = x0
     success = np.zeros(B, bool)
+    fired = np.full(B, -1)  # the step at which a row was first called a success
     length = np.full(B, max_steps)
     spread_sum = np.zeros(B)
     live = np.arange(B)  # the rows still rolling, in the order of the compacted batch
@@ -172,17 +184,27 @@ def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: n
         actions[live, t] = action
         labels[live, t] = label
         rewards[live, t] = out["reward"].numpy()
-        if judge is None:
-            won = (out["success"].numpy() > cfg.success_threshold) & (t + 1 >= cfg.min_steps)
-        else:
-            won = np.zeros(len(live), bool)
-            ask = np.flatnonzero(out["reward"].numpy() >= cfg.judge_from) if t + 1 >= cfg.min_steps else []
-            if len(ask):
-                won[ask] = judge(x.numpy()[ask])
-        if won.any():
-            success[live[won]] = True
-            length[live[won]] = t + 1
-            stay = ~won
+        xs = x.numpy()
+
+        def holds(at: np.ndarray) -> np.ndarray:  # the verdict for these rows of the compacted batch
+            if judge is None:
+                return out["success"].numpy()[at] > cfg.success_threshold
+            return judge(xs[at], live[at])
+
+        if t + 1 >= cfg.min_steps:  # a first verdict, for rows not yet called a success
+            ready = fired[live] < 0
+            if judge is not None:
+                ready &= out["reward"].numpy() >= cfg.judge_from
+            new = np.flatnonzero(ready)
+            if len(new):
+                fired[live[new[holds(new)]]] = t + 1
+        due = np.flatnonzero((fired[live] >= 0) & (t + 1 - fired[live] >= cfg.settle_steps))
+        if len(due):  # settled: a success (with settle_recheck: if the verdict still holds)
+            won = holds(due) if cfg.settle_steps and cfg.settle_recheck else np.ones(len(due), bool)
+            success[live[due[won]]] = True
+            length[live[due]] = t + 1
+            stay = np.ones(len(live), bool)
+            stay[due] = False
             live = live[stay]
             if not len(live):
                 break
@@ -190,8 +212,9 @@ def dream_rollouts(model: WorldModel, policy, task: str, goal: np.ndarray, x0: n
             rows = torch.from_numpy(stay)
             x, g, ctx, noise = x[rows], g[rows], ctx[rows], noise[stay]
     T = int(length.max())
+    called = np.where(fired >= 0, fired, length)
     return {"states": states[:, : T + 1], "actions": actions[:, :T], "labels": labels[:, :T],
-            "rewards": rewards[:, :T], "length": length,
+            "rewards": rewards[:, :T], "length": length, "called": called,
             "success": success, "uncertainty": spread_sum / length}
 
 
@@ -216,8 +239,7 @@ def dream(model_path: str | Path, policy_path: str | Path, dataset: str | Path, 
     task = make_task(source.task)
     max_steps = task.max_steps(CONTROL_DT)
     limit = cfg.max_uncertainty * source_spread(model, source)
-    if cfg.judge not in ("task", "head"):
-        raise ValueError(f"judge must be 'task' (the task's success rule) or 'head' (the model's), got {cfg.judge!r}")
+    check_judge(cfg.judge)
     judge = TaskJudge(source.task, source.seed) if cfg.judge == "task" else None
     rng = np.random.default_rng(cfg.seed)
     kept_rows, judged, n_success, written = [], [], 0, 0
@@ -234,12 +256,14 @@ def dream(model_path: str | Path, policy_path: str | Path, dataset: str | Path, 
         for start in range(0, cfg.variations, cfg.batch):
             n = min(cfg.batch, cfg.variations - start)
             x0, context = perturb(source, cfg, n, rng)
-            r = dream_rollouts(model, policy, source.task, source.goal[0], x0, context, max_steps, cfg, rng, judge)
+            r = dream_rollouts(model, policy, source.task, source.goal[0], x0, context, max_steps, cfg, rng,
+                               None if judge is None else lambda xs, rows: judge(xs))
             keep = r["success"] & (r["uncertainty"] <= limit)
             n_success += int(r["success"].sum())
             for i in range(n):
                 judged.append({"index": start + i, "success": bool(r["success"][i]), "kept": bool(keep[i]),
                                "uncertainty": float(r["uncertainty"][i]), "length": int(r["length"][i]),
+                               "called": int(r["called"][i]),
                                "objects": x0[i, DIMS[STATE]:].tolist(), "context": context[i].tolist(),
                                "actions": r["actions"][i, : r["length"][i]]})  # for the physics check
                 if keep[i]:
@@ -267,7 +291,10 @@ def dream(model_path: str | Path, policy_path: str | Path, dataset: str | Path, 
 
 
 def _frames(r: dict, i: int, goal: np.ndarray, context: np.ndarray) -> dict[str, np.ndarray]:
-    T = int(r["length"][i])
+    """The stored episode of a dream: up to the step it was called a success. The settling steps
+    after it are replayed in the physics check but not stored: recorded episodes end at success,
+    so the model has never seen what follows one, and its states there are not to be learned from."""
+    T = int(r["called"][i])
     xs = r["states"][i, :T]
     done = np.zeros(T, bool)
     done[-1] = True

@@ -66,6 +66,7 @@ class PracticeConfig:
     dream_horizon: int = 40  # control steps per branch
     dream_context: dict | None = None  # draw each branch's physics from these ranges (default: the recorded)
     dream_penalty: float = 1.0  # reward charged per unit of ensemble spread (1 = the spread on real steps)
+    dream_judge: str = "task"  # what ends a branch in success: the task's rule on the predicted state, or "head"
     eval_context: dict | None = None  # selection evaluations draw each scene's physics from these ranges
     # selection evaluations' randomization factor (randomization_at); None: each task's randomization target,
     # the conditions practice is for (0: the nominal robot)
@@ -91,6 +92,9 @@ class PracticeConfig:
                 raise ValueError("practice in imagination needs datasets to branch from (--dream-data)")
             if self.dream_horizon < 1:
                 raise ValueError(f"dream_horizon must be at least 1, got {self.dream_horizon}")
+            from academy.dream.judge import check_judge
+
+            check_judge(self.dream_judge, "dream_judge")
 
 
 class LocalBackend:
@@ -253,7 +257,8 @@ def practice(cfg: PracticeConfig, on_update: Callable[[dict], None] | None = Non
     dream = None
     if cfg.dream_model:
         dream = {"model": cfg.dream_model, "datasets": list(cfg.dream_data), "horizon": cfg.dream_horizon,
-                 "context_ranges": cfg.dream_context, "penalty": cfg.dream_penalty}
+                 "context_ranges": cfg.dream_context, "penalty": cfg.dream_penalty,
+                 "judge": cfg.dream_judge}
     scene_tasks = [t for t in tasks for _ in range(cfg.scenes_per_task)]
     shares = np.array_split(np.arange(len(scene_tasks)), min(cfg.workers, len(scene_tasks)))
     worker_args = [{"policy": str(base_path), "scene_tasks": [scene_tasks[i] for i in idx],
