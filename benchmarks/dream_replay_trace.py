@@ -9,8 +9,7 @@ to hold still then), then replays the commands
 of up to ``--replay`` kept dreams open loop in the MuJoCo workcell from the same scene and
 physics, as ``check_in_physics`` does, and sorts each by how it ends there:
 
-- ``succeeded``: the physics met the rule within the dream's own commands (or the 10 steps of
-  its last command held that ``check_in_physics`` allows);
+- ``succeeded``: the physics met the rule (``replay``, the same replay as ``check_in_physics``);
 - ``still_touched``: at the dream's end the part is within 15 mm of seated but a robot geom is
   still on it: the hand lets go later in the physics than in the model;
 - ``not_in_socket``: the part is 15 mm or more above its seat (it rests on the socket's rim or is
@@ -34,14 +33,13 @@ import torch
 
 from academy.dream.judge import TaskJudge
 from academy.dream.model import DIMS, N_OBJECTS, STATE, WorldModel
-from academy.dream.variations import Source, VariationConfig, dream_rollouts, perturb, source_spread
+from academy.dream.variations import Source, VariationConfig, dream_rollouts, perturb, replay, source_spread
 from academy.learn.policy import Policy
 from academy.sim.env import CONTROL_DT, WorkcellEnv
 from academy.sim.tasks import make_task
 from academy.sim.tasks.place_part import SEAT_Z
 from academy.sim.world import OBJECTS
 
-HOLD = 10  # the steps check_in_physics holds a dream's last command
 HELD_UP = 0.015  # m above the seat: the part is not in the socket
 
 
@@ -78,13 +76,7 @@ def main() -> None:
     rows = []
     for i in kept[: args.replay]:
         T = int(r["length"][i])
-        env.reset(source.seed, context=context[i], objects=x0[i, DIMS[STATE]:].reshape(N_OBJECTS, 7))
-        won = False
-        for a in [*r["actions"][i, :T], *[r["actions"][i, T - 1]] * HOLD]:
-            _, _, terminated, truncated, info = env.step(a)
-            if terminated or truncated:
-                won = bool(info["success"])
-                break
+        won = replay(env, source.seed, x0[i, DIMS[STATE]:], context[i], r["actions"][i, :T])
         predicted = r["states"][i, r["called"][i], DIMS[STATE]:].reshape(N_OBJECTS, 7)[part]  # as called a success
         real = env.world.object_pose(env.data, "part")
         fixture = np.asarray(env.goal["fixture"][:2])

@@ -304,27 +304,32 @@ def _frames(r: dict, i: int, goal: np.ndarray, context: np.ndarray) -> dict[str,
             "next.done": done, CONTEXT_KEY: np.repeat(context[None], T, 0).astype(np.float32)}
 
 
+REPLAY_HOLD = 10  # steps a replay holds a dream's last command, should the physics not yet have met the rule
+
+
+def replay(env, seed: int, objects, context, actions) -> bool:
+    """One dream's commands replayed open loop in ``env`` (a ``WorkcellEnv`` of its task) from its
+    scene and physics; True if the task's rule is met. The env is left where the replay ended."""
+    env.reset(seed, context=context, objects=np.asarray(objects).reshape(N_OBJECTS, 7))
+    for a in actions:
+        _, _, terminated, truncated, info = env.step(a)
+        if terminated or truncated:
+            if info["success"]:
+                return True
+            break
+    for _ in range(REPLAY_HOLD):  # the dream ended at its predicted success: hold the last command a moment
+        _, _, terminated, _, _ = env.step(actions[-1])
+        if terminated:
+            return True
+    return False
+
+
 def _replay_job(args: tuple) -> list[bool]:
     task, seed, items = args
     from academy.sim.env import WorkcellEnv
 
     env = WorkcellEnv(task)
-    wins = []
-    for objects, context, actions in items:
-        env.reset(seed, context=context, objects=np.asarray(objects).reshape(N_OBJECTS, 7))
-        won = False
-        for a in actions:
-            _, _, terminated, truncated, info = env.step(a)
-            if terminated or truncated:
-                won = bool(info["success"])
-                break
-        if not won:  # the dream ended at its predicted success: hold the last command a moment
-            for _ in range(10):
-                _, _, terminated, _, info = env.step(actions[-1])
-                if terminated:
-                    won = True
-                    break
-        wins.append(won)
+    wins = [replay(env, seed, objects, context, actions) for objects, context, actions in items]
     env.close()
     return wins
 
